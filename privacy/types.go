@@ -1,0 +1,11 @@
+package privacy
+
+// Summary counts leaks found by the privacy stage, by kind
+// (system_prompt, secret, canary, pii).
+type Summary struct {
+	Probes   int            `json:"probes"`
+	Scanned  int            `json:"scanned"` // responses scanned, probes plus adversarial replies
+	Leaks    int            `json:"leaks"`
+	ByKind   map[string]int `json:"by_kind"`
+	LeakRate float64        `json:"leak_rate"` // leaks / scanned
+}
