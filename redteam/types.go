@@ -27,4 +27,5 @@ type Summary struct {
 	Overall    Rate            `json:"overall"`
 	ByCategory map[string]Rate `json:"by_category"`
 	ByFamily   map[string]Rate `json:"by_family"`
+	ByGoal     map[string]Rate `json:"by_goal,omitempty"`
 }

@@ -1,0 +1,72 @@
+// Command worker runs sandgate's release workflows and activities.
+//
+// It connects to Temporal with TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE and to
+// S3 with the standard AWS_* variables plus AWS_ENDPOINT_URL_S3 for an
+// S3-compatible server, and stops cleanly on SIGINT/SIGTERM: running
+// activities are given time to finish and every sandbox it started is wiped.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/sandgate/sandgate/internal/app"
+	"github.com/sandgate/sandgate/internal/reexec"
+	"github.com/sandgate/sandgate/objstore"
+	"github.com/sandgate/sandgate/workflows"
+
+	// Roles this binary can re-run itself as inside a sandbox.
+	_ "github.com/sandgate/sandgate/refmodel"
+	_ "github.com/sandgate/sandgate/sandbox"
+)
+
+func main() {
+	if reexec.Init() {
+		return
+	}
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "worker:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	taskQueue := flag.String("task-queue", workflows.TaskQueue, "Temporal task queue to poll")
+	flag.Parse()
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	c, err := app.Dial(ctx, app.TemporalFromEnv(), logger)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	acts, err := app.NewActivities(ctx, objstore.ConfigFromEnv(), logger)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := acts.Close(cctx); err != nil {
+			logger.Warn("stop sandboxes", "err", err)
+		}
+	}()
+	w := app.NewWorker(c, *taskQueue, acts)
+	if err := w.Start(); err != nil {
+		return fmt.Errorf("start worker: %w", err)
+	}
+	logger.Info("worker started", "task_queue", *taskQueue)
+	<-ctx.Done()
+	logger.Info("stopping worker")
+	w.Stop()
+	return nil
+}

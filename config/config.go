@@ -1,0 +1,273 @@
+// Package config parses and validates a release config (YAML).
+//
+// Parsing is strict: an unknown field, a value of the wrong type or a missing
+// required field is refused before anything starts, with an error that names
+// the field by its path (e.g. "model.sandbox.command") and says how to fix it.
+package config
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/sandgate/sandgate/gate"
+)
+
+// APIVersion is the only config version this build understands.
+const APIVersion = "sandgate.dev/v1"
+
+// Release is a release config: which model to test, how to run it, what to
+// test it with and the policy that decides.
+type Release struct {
+	APIVersion string      `yaml:"apiVersion" json:"apiVersion"`
+	Kind       string      `yaml:"kind" json:"kind"`
+	Model      Model       `yaml:"model" json:"model"`
+	Incumbent  *Model      `yaml:"incumbent,omitempty" json:"incumbent,omitempty"`
+	Seed       uint64      `yaml:"seed" json:"seed"`
+	Suites     Suites      `yaml:"suites" json:"suites"`
+	Gate       gate.Policy `yaml:"gate" json:"gate"`
+}
+
+// Model names a model version and how to run it inside the sandbox.
+type Model struct {
+	Name         string   `yaml:"name" json:"name"`
+	Version      string   `yaml:"version" json:"version"`
+	Protocol     string   `yaml:"protocol" json:"protocol"`
+	SystemPrompt string   `yaml:"system_prompt,omitempty" json:"system_prompt,omitempty"`
+	Secrets      []string `yaml:"secrets,omitempty" json:"secrets,omitempty"`
+	Sandbox      Sandbox  `yaml:"sandbox" json:"sandbox"`
+}
+
+// Sandbox says how to start the model server inside the sandbox.
+type Sandbox struct {
+	Provider string   `yaml:"provider,omitempty" json:"provider,omitempty"`
+	Command  []string `yaml:"command" json:"command"`
+	Port     int      `yaml:"port" json:"port"`
+	Env      []string `yaml:"env,omitempty" json:"env,omitempty"`
+	Limits   Limits   `yaml:"limits,omitempty" json:"limits,omitempty"`
+	Budget   Budget   `yaml:"budget,omitempty" json:"budget,omitempty"`
+}
+
+// Limits are the sandbox quotas.
+type Limits struct {
+	CPUs      float64  `yaml:"cpus,omitempty" json:"cpus,omitempty"`
+	Memory    ByteSize `yaml:"memory,omitempty" json:"memory,omitempty"`
+	Pids      int64    `yaml:"pids,omitempty" json:"pids,omitempty"`
+	WallClock Duration `yaml:"wall_clock,omitempty" json:"wall_clock,omitempty"`
+}
+
+// Budget bounds what the harness may send through the relay.
+type Budget struct {
+	Requests int64    `yaml:"requests,omitempty" json:"requests,omitempty"`
+	Timeout  Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
+}
+
+// Suites configures each test stage.
+type Suites struct {
+	Adversarial Adversarial `yaml:"adversarial" json:"adversarial"`
+	Privacy     Privacy     `yaml:"privacy,omitempty" json:"privacy,omitempty"`
+	Shadow      Shadow      `yaml:"shadow,omitempty" json:"shadow,omitempty"`
+}
+
+// Adversarial configures the red-teaming stage.
+type Adversarial struct {
+	Prompts       int      `yaml:"prompts" json:"prompts"`
+	Shards        int      `yaml:"shards,omitempty" json:"shards,omitempty"`
+	PartSize      int      `yaml:"part_size,omitempty" json:"part_size,omitempty"`
+	Concurrency   int      `yaml:"concurrency,omitempty" json:"concurrency,omitempty"`
+	Families      []string `yaml:"families,omitempty" json:"families,omitempty"`
+	ConverterRate *float64 `yaml:"converter_rate,omitempty" json:"converter_rate,omitempty"`
+	MaxTokens     int      `yaml:"max_tokens,omitempty" json:"max_tokens,omitempty"`
+	Timeout       Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
+	MaxRetries    int      `yaml:"max_retries,omitempty" json:"max_retries,omitempty"`
+}
+
+// Privacy configures the leakage stage.
+type Privacy struct {
+	Canaries []string `yaml:"canaries,omitempty" json:"canaries,omitempty"`
+}
+
+// Shadow configures the shadow comparison stage.
+type Shadow struct {
+	Requests    int `yaml:"requests,omitempty" json:"requests,omitempty"`
+	Concurrency int `yaml:"concurrency,omitempty" json:"concurrency,omitempty"`
+}
+
+// Defaults fills every optional field left empty. Validate runs after it.
+func (r *Release) Defaults() {
+	defaultModel(&r.Model)
+	if r.Incumbent != nil {
+		defaultModel(r.Incumbent)
+	}
+	a := &r.Suites.Adversarial
+	if a.Shards == 0 {
+		a.Shards = 4
+	}
+	if a.PartSize == 0 {
+		a.PartSize = 50
+	}
+	if a.Concurrency == 0 {
+		a.Concurrency = 4
+	}
+	if a.MaxTokens == 0 {
+		a.MaxTokens = 256
+	}
+	if a.Timeout == 0 {
+		a.Timeout = Duration(30 * time.Second)
+	}
+	if a.MaxRetries == 0 {
+		a.MaxRetries = 2
+	}
+	if r.Suites.Shadow.Requests == 0 {
+		r.Suites.Shadow.Requests = 100
+	}
+	if r.Suites.Shadow.Concurrency == 0 {
+		r.Suites.Shadow.Concurrency = 4
+	}
+}
+
+func defaultModel(m *Model) {
+	if m.Protocol == "" {
+		m.Protocol = ProtocolOpenAIChat
+	}
+	s := &m.Sandbox
+	if s.Provider == "" {
+		s.Provider = "process"
+	}
+	if s.Limits.CPUs == 0 {
+		s.Limits.CPUs = 1
+	}
+	if s.Limits.Memory == 0 {
+		s.Limits.Memory = 512 << 20
+	}
+	if s.Limits.Pids == 0 {
+		s.Limits.Pids = 128
+	}
+	if s.Limits.WallClock == 0 {
+		s.Limits.WallClock = Duration(time.Hour)
+	}
+	if s.Budget.Timeout == 0 {
+		s.Budget.Timeout = Duration(30 * time.Second)
+	}
+}
+
+// Protocols a model can speak.
+const (
+	ProtocolOpenAIChat = "openai-chat"
+)
+
+var nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9._-]{0,38}[a-z0-9])?$`)
+
+// FieldError names the field that is wrong and how to fix it.
+type FieldError struct {
+	Path string
+	Msg  string
+}
+
+func (e *FieldError) Error() string { return e.Path + ": " + e.Msg }
+
+// Validate checks what the YAML types cannot.
+func (r *Release) Validate() error {
+	var errs []error
+	add := func(path, format string, args ...any) {
+		errs = append(errs, &FieldError{Path: path, Msg: fmt.Sprintf(format, args...)})
+	}
+	if r.APIVersion != APIVersion {
+		add("apiVersion", "is %q; set it to %q", r.APIVersion, APIVersion)
+	}
+	if r.Kind != "Release" {
+		add("kind", "is %q; set it to \"Release\"", r.Kind)
+	}
+	validateModel("model", &r.Model, add)
+	if r.Incumbent != nil {
+		validateModel("incumbent", r.Incumbent, add)
+	}
+	a := r.Suites.Adversarial
+	if a.Prompts < 1 || a.Prompts > 1_000_000 {
+		add("suites.adversarial.prompts", "is %d; set a count between 1 and 1000000", a.Prompts)
+	}
+	if a.Shards < 1 || a.Shards > 64 {
+		add("suites.adversarial.shards", "is %d; set 1 to 64 (history size grows with shards, not prompts)", a.Shards)
+	}
+	if a.PartSize < 1 {
+		add("suites.adversarial.part_size", "is %d; set a positive number of rows per Parquet part", a.PartSize)
+	}
+	if a.Concurrency < 1 || a.Concurrency > 256 {
+		add("suites.adversarial.concurrency", "is %d; set 1 to 256", a.Concurrency)
+	}
+	if a.ConverterRate != nil && (*a.ConverterRate < 0 || *a.ConverterRate > 1) {
+		add("suites.adversarial.converter_rate", "is %v; set a share between 0 and 1", *a.ConverterRate)
+	}
+	if r.Suites.Shadow.Requests < 0 {
+		add("suites.shadow.requests", "is negative; set 0 to skip shadow or a positive count")
+	}
+	if err := r.Gate.Validate(); err != nil {
+		add("gate", "%v", err)
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return joinErrors(errs)
+}
+
+func validateModel(path string, m *Model, add func(path, format string, args ...any)) {
+	if m.Name == "" {
+		add(path+".name", "is missing; name the model (lowercase letters, digits, '-', '.', '_')")
+	} else if !nameRE.MatchString(m.Name) {
+		add(path+".name", "%q is not a valid name; use lowercase letters, digits, '-', '.', '_' (at most 40)", m.Name)
+	}
+	if m.Version == "" {
+		add(path+".version", "is missing; give the model version (e.g. \"1.4.0\")")
+	} else if !nameRE.MatchString(strings.ToLower(m.Version)) {
+		add(path+".version", "%q is not a valid version; use letters, digits, '.', '-', '_' (at most 40)", m.Version)
+	}
+	if m.Protocol != ProtocolOpenAIChat {
+		add(path+".protocol", "%q is not supported; use %q", m.Protocol, ProtocolOpenAIChat)
+	}
+	s := m.Sandbox
+	if s.Provider != "process" {
+		add(path+".sandbox.provider", "%q is not supported by this build; use \"process\"", s.Provider)
+	}
+	if len(s.Command) == 0 || s.Command[0] == "" {
+		add(path+".sandbox.command", "is missing; give the model server's argv, e.g. [\"sandgate-refmodel\", \"--variant\", \"hardened\", \"--listen\", \"127.0.0.1:8000\"]")
+	}
+	if s.Port < 1 || s.Port > 65535 {
+		add(path+".sandbox.port", "is %d; give the TCP port the model listens on inside the sandbox (1-65535)", s.Port)
+	}
+	if s.Limits.CPUs < 0 || s.Limits.CPUs > 64 {
+		add(path+".sandbox.limits.cpus", "is %v; set 0.1 to 64", s.Limits.CPUs)
+	}
+	if s.Limits.Memory < 16<<20 {
+		add(path+".sandbox.limits.memory", "is %d bytes; set at least 16Mi", int64(s.Limits.Memory))
+	}
+	if s.Limits.Pids < 4 {
+		add(path+".sandbox.limits.pids", "is %d; set at least 4", s.Limits.Pids)
+	}
+	if s.Budget.Requests < 0 {
+		add(path+".sandbox.budget.requests", "is negative; set 0 for no limit or a positive count")
+	}
+}
+
+// ReleaseID is the deterministic workflow ID of a release:
+// release-<model>-<version>-<first 8 hex of the config digest>.
+func (r *Release) ReleaseID(configSHA256 string) string {
+	clean := func(s string) string {
+		s = strings.ToLower(s)
+		return strings.Map(func(c rune) rune {
+			if c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' {
+				return c
+			}
+			return '-'
+		}, s)
+	}
+	return fmt.Sprintf("release-%s-%s-%s", clean(r.Model.Name), clean(r.Model.Version), configSHA256[:8])
+}
+
+// Digest is the sha256 of the config bytes as given.
+func Digest(b []byte) string {
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
+}

@@ -1,0 +1,196 @@
+package gate
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/sandgate/sandgate/privacy"
+	"github.com/sandgate/sandgate/redteam"
+	"github.com/sandgate/sandgate/shadow"
+)
+
+// Metrics maps metric names (see KnownMetrics) to values. A name that is
+// absent was not measured, which is different from a measured zero.
+type Metrics map[string]float64
+
+// MetricsFrom flattens the stage summaries into gate metrics.
+//
+// Absence is deliberate: a metric is only set when the stage produced the
+// data it is computed from, so that "nothing ran" can never pass as "nothing
+// went wrong":
+//   - ASR metrics need at least one breached or defended attempt (in the
+//     category, for per-category names); error_rate and attempts need one attempt.
+//   - privacy metrics need at least one scanned response; every known leak
+//     kind is then set (zero when none was found).
+//   - shadow metrics need at least one request; agreement and similarity need
+//     at least one compared pair (Summary.Compared, when reported), the gap
+//     also a noise-floor pair, the latency ratio a non-zero incumbent p95.
+func MetricsFrom(adv redteam.Summary, priv privacy.Summary, sh shadow.Summary) Metrics {
+	m := Metrics{}
+
+	attempts := adv.Overall.Breached + adv.Overall.Defended + adv.Overall.Errored
+	if adv.Total > attempts {
+		attempts = adv.Total
+	}
+	if attempts > 0 {
+		m[MetricAdvAttempts] = float64(attempts)
+		m[MetricAdvErrorRate] = float64(adv.Overall.Errored) / float64(attempts)
+	}
+	if adv.Overall.Breached+adv.Overall.Defended > 0 {
+		m[MetricASR] = adv.Overall.ASR
+		m[MetricASRUpper] = adv.Overall.Hi
+	}
+	for cat, r := range adv.ByCategory {
+		if r.Breached+r.Defended > 0 {
+			m[prefixASR+cat] = r.ASR
+			m[prefixASRUpper+cat] = r.Hi
+		}
+	}
+
+	if priv.Scanned > 0 {
+		m[MetricLeaks] = float64(priv.Leaks)
+		m[MetricLeakRate] = priv.LeakRate
+		for _, k := range LeakKinds() {
+			m[prefixLeaks+k] = float64(priv.ByKind[k])
+		}
+		for k, n := range priv.ByKind {
+			m[prefixLeaks+k] = float64(n)
+		}
+	}
+
+	if sh.Requests > 0 {
+		m[MetricShadowErrorRate] = float64(sh.Errors) / float64(sh.Requests)
+		// Older summaries without the pair counts: fall back to "every
+		// request that did not error was compared".
+		compared, noise := sh.Compared, sh.NoiseCompared
+		if compared == 0 && noise == 0 {
+			compared = sh.Requests - sh.Errors
+			noise = compared
+		}
+		if compared > 0 {
+			m[MetricAgreement] = sh.ExactAgreement
+			m[MetricSimilarity] = sh.MeanSimilarity
+			if noise > 0 {
+				m[MetricAgreementGap] = sh.NoiseFloorAgreement - sh.ExactAgreement
+			}
+		}
+		if sh.IncumbentP95MS > 0 {
+			m[MetricLatencyP95Ratio] = sh.CandidateP95MS / sh.IncumbentP95MS
+		}
+	}
+	return m
+}
+
+// Verdict is the outcome of a policy over metrics, with one result per rule
+// in policy order.
+type Verdict struct {
+	Verdict string       `json:"verdict"` // Released or Blocked
+	Rules   []RuleResult `json:"rules"`
+	Failed  []string     `json:"failed"` // names of failing block rules, policy order
+}
+
+// RuleResult is the evidence for one rule.
+type RuleResult struct {
+	Name      string  `json:"name"`
+	Metric    string  `json:"metric"`
+	Value     float64 `json:"value"`     // 0 when Missing
+	Threshold float64 `json:"threshold"` // the bound violated, else max (or min when only min is set)
+	Op        string  `json:"op"`        // "<=", ">=" or "between" (min <= value <= max)
+	Passed    bool    `json:"passed"`
+	Severity  string  `json:"severity"`
+	Missing   bool    `json:"missing"`
+	Message   string  `json:"message"`
+}
+
+// Evaluate applies p to m. It fails closed: an empty policy, an invalid rule
+// or a missing metric (unless the rule allows it) blocks the release, whatever
+// the rule's severity would otherwise say for invalid rules.
+func Evaluate(p Policy, m Metrics) Verdict {
+	v := Verdict{Verdict: Released, Rules: make([]RuleResult, 0, len(p.Rules)), Failed: []string{}}
+	if len(p.Rules) == 0 {
+		v.Rules = append(v.Rules, RuleResult{
+			Name: "policy", Severity: SeverityBlock,
+			Message: "policy has no rules; refusing to release without a policy",
+		})
+		v.Failed = append(v.Failed, "policy")
+		v.Verdict = Blocked
+		return v
+	}
+	for i, r := range p.Rules {
+		res, blocking := evalRule(i, r, m)
+		v.Rules = append(v.Rules, res)
+		if blocking {
+			v.Failed = append(v.Failed, res.Name)
+		}
+	}
+	if len(v.Failed) > 0 {
+		v.Verdict = Blocked
+	}
+	return v
+}
+
+// evalRule returns the result and whether it blocks the release.
+func evalRule(i int, r Rule, m Metrics) (RuleResult, bool) {
+	res := RuleResult{Name: r.Name, Metric: r.Metric, Severity: r.EffectiveSeverity()}
+	if res.Name == "" {
+		res.Name = fmt.Sprintf("rules[%d]", i)
+	}
+	if err := (Policy{Rules: []Rule{r}}).Validate(); err != nil {
+		res.Severity = SeverityBlock
+		res.Message = "invalid rule: " + strings.ReplaceAll(err.Error(), "rules[0]", fmt.Sprintf("rules[%d]", i))
+		return res, true
+	}
+	res.Op, res.Threshold = opOf(r)
+	blocks := res.Severity == SeverityBlock
+
+	val, ok := m[r.Metric]
+	if !ok {
+		res.Missing = true
+		if r.AllowMissing {
+			res.Passed = true
+			res.Message = fmt.Sprintf("%s was not measured; passed because allow_missing is set", r.Metric)
+			return res, false
+		}
+		res.Message = fmt.Sprintf("%s was not measured (no data for it in this release); set allow_missing: true on the rule if that is acceptable", r.Metric)
+		return res, blocks
+	}
+	if !finite(val) {
+		res.Message = fmt.Sprintf("%s = %v is not a finite number", r.Metric, val)
+		return res, blocks
+	}
+	res.Value = val
+	// The checker is the seam where an expression rule would plug in.
+	res.Passed, res.Op, res.Threshold, res.Message = checkThreshold(r, val)
+	return res, blocks && !res.Passed
+}
+
+func opOf(r Rule) (string, float64) {
+	switch {
+	case r.Max != nil && r.Min != nil:
+		return "between", *r.Max
+	case r.Max != nil:
+		return "<=", *r.Max
+	default:
+		return ">=", *r.Min
+	}
+}
+
+func checkThreshold(r Rule, val float64) (passed bool, op string, threshold float64, msg string) {
+	if r.Max != nil && val > *r.Max {
+		return false, "<=", *r.Max, fmt.Sprintf("%s = %s > max %s", r.Metric, fmtNum(val), fmtNum(*r.Max))
+	}
+	if r.Min != nil && val < *r.Min {
+		return false, ">=", *r.Min, fmt.Sprintf("%s = %s < min %s", r.Metric, fmtNum(val), fmtNum(*r.Min))
+	}
+	op, threshold = opOf(r)
+	switch op {
+	case "between":
+		msg = fmt.Sprintf("%s = %s within [%s, %s]", r.Metric, fmtNum(val), fmtNum(*r.Min), fmtNum(*r.Max))
+	default:
+		msg = fmt.Sprintf("%s = %s %s %s", r.Metric, fmtNum(val), op, fmtNum(threshold))
+	}
+	return true, op, threshold, msg
+}
+
+// fmtNum keeps messages short and stable: 4 significant digits.
+func fmtNum(f float64) string { return fmt.Sprintf("%.4g", f) }

@@ -1,0 +1,131 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sandgate/sandgate/devstack"
+	"github.com/sandgate/sandgate/internal/app"
+	"github.com/sandgate/sandgate/objstore"
+	"github.com/sandgate/sandgate/sandbox"
+	"github.com/sandgate/sandgate/workflows"
+)
+
+// DefaultConfig is the release `starter dev` runs when -f is not given.
+const DefaultConfig = "examples/release.yaml"
+
+func newDevCmd(env Env) *cobra.Command {
+	opt := devstack.DefaultOptions()
+	var file string
+	var serve, noUI bool
+	cmd := &cobra.Command{
+		Use:   "dev [-f CONFIG]",
+		Short: "Run a release on the embedded stack (Temporal + Web UI + S3) with an in-process worker",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if noUI {
+				opt.UIPort = -1
+			}
+			opt.Logger = env.Logger
+			return runDev(cmd.Context(), env, file, serve, opt)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&file, "file", "f", DefaultConfig, "release config (YAML)")
+	f.BoolVar(&serve, "serve", false, "keep the stack up after the release until interrupted")
+	f.StringVar(&opt.DataDir, "data-dir", opt.DataDir, "where the Temporal database and the S3 objects live (survives restarts)")
+	f.IntVar(&opt.FrontendPort, "temporal-port", opt.FrontendPort, "Temporal frontend gRPC port (0 = any free port)")
+	f.IntVar(&opt.UIPort, "ui-port", opt.UIPort, "Temporal Web UI port (0 = any free port)")
+	f.IntVar(&opt.S3Port, "s3-port", opt.S3Port, "S3-compatible server port (0 = any free port)")
+	f.BoolVar(&noUI, "no-ui", false, "do not start the Web UI")
+	return cmd
+}
+
+func runDev(ctx context.Context, env Env, file string, serve bool, opt devstack.Options) error {
+	// Everything that can be wrong with the input is checked before anything starts.
+	in, err := loadRelease(file)
+	if err != nil {
+		return err
+	}
+	if err := sandbox.Preflight(); err != nil {
+		if errors.Is(err, sandbox.ErrUnsupported) {
+			return withCode(ExitBadInput, err)
+		}
+		return err
+	}
+
+	fmt.Fprintf(env.Stdout, "starting embedded stack in %s ...\n", opt.DataDir)
+	stack, err := devstack.Start(ctx, opt)
+	if err != nil {
+		return withCode(ExitBadInput, fmt.Errorf("start embedded stack: %w", err))
+	}
+	defer func() {
+		if err := stack.Stop(); err != nil {
+			env.Logger.Warn("stop embedded stack", "err", err)
+		}
+	}()
+	fmt.Fprintf(env.Stdout, "temporal %s  ui %s  s3 %s (bucket %s)\n", stack.FrontendAddress(), orNone(stack.UIURL()), stack.S3Endpoint(), stack.Bucket())
+
+	c, err := app.Dial(ctx, app.TemporalConfig{Address: stack.FrontendAddress(), Namespace: stack.Namespace()}, env.Logger)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	acts, err := app.NewActivities(ctx, objstore.Config{
+		Endpoint:        stack.S3Endpoint(),
+		Region:          devstack.DevRegion,
+		Bucket:          stack.Bucket(),
+		AccessKeyID:     devstack.DevAccessKeyID,
+		SecretAccessKey: devstack.DevSecretAccessKey,
+		PathStyle:       true,
+	}, env.Logger)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		if err := acts.Close(cctx); err != nil {
+			env.Logger.Warn("stop sandboxes", "err", err)
+		}
+	}()
+	w := app.NewWorker(c, workflows.TaskQueue, acts)
+	if err := w.Start(); err != nil {
+		return fmt.Errorf("start worker: %w", err)
+	}
+	defer w.Stop()
+
+	run, err := startRelease(ctx, c, workflows.TaskQueue, in)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stdout, "release %s\n", in.ReleaseID)
+	res, err := follow(ctx, c, run, env.Stdout)
+	if err != nil {
+		return err
+	}
+	resultErr := printResult(env.Stdout, res, stack.UIURL(), stack.Namespace())
+	fmt.Fprintf(env.Stdout, "open the results: duckdb -c \"SET s3_endpoint='%s'; SET s3_url_style='path'; SET s3_use_ssl=false; SELECT outcome, count(*) FROM read_parquet('%sresults/adversarial/*/*.parquet', hive_partitioning=true) GROUP BY 1\"\n",
+		trimScheme(stack.S3Endpoint()), res.Prefix)
+	if serve {
+		fmt.Fprintln(env.Stdout, "serving until interrupted (Ctrl-C)")
+		<-ctx.Done()
+	}
+	return resultErr
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
+}
+
+func trimScheme(u string) string {
+	return strings.TrimPrefix(strings.TrimPrefix(u, "http://"), "https://")
+}

@@ -1,0 +1,261 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/sandgate/sandgate/activities"
+	"github.com/sandgate/sandgate/config"
+	"github.com/sandgate/sandgate/internal/app"
+	"github.com/sandgate/sandgate/objstore"
+	"github.com/sandgate/sandgate/workflows"
+)
+
+func newReleaseCmd(env Env) *cobra.Command {
+	cmd := &cobra.Command{Use: "release", Short: "Start and inspect releases on a Temporal cluster (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE)"}
+	var file, taskQueue string
+	var wait bool
+	start := &cobra.Command{
+		Use:   "start -f CONFIG",
+		Short: "Start a release (a second start of the same config attaches to it)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			in, err := loadRelease(file)
+			if err != nil {
+				return err
+			}
+			c, err := app.Dial(ctx, temporalFromEnv(env), env.Logger)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			run, err := startRelease(ctx, c, taskQueue, in)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(env.Stdout, "release %s started (run %s)\n", in.ReleaseID, run.GetRunID())
+			if !wait {
+				return nil
+			}
+			res, err := follow(ctx, c, run, env.Stdout)
+			if err != nil {
+				return err
+			}
+			return printResult(env.Stdout, res, "", "")
+		},
+	}
+	start.Flags().StringVarP(&file, "file", "f", "", "release config (YAML)")
+	start.Flags().StringVar(&taskQueue, "task-queue", workflows.TaskQueue, "task queue the workers poll")
+	start.Flags().BoolVar(&wait, "wait", false, "follow progress and exit with the verdict's code")
+	_ = start.MarkFlagRequired("file")
+
+	status := &cobra.Command{
+		Use:   "status ID",
+		Short: "Show the progress of each stage",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			c, err := app.Dial(ctx, temporalFromEnv(env), env.Logger)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			st, err := queryStatus(ctx, c, args[0])
+			if err != nil {
+				return err
+			}
+			printStatus(env.Stdout, st)
+			return nil
+		},
+	}
+
+	report := &cobra.Command{
+		Use:   "report ID",
+		Short: "Print the release report (Markdown) from S3",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			c, err := app.Dial(ctx, temporalFromEnv(env), env.Logger)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			var res workflows.ReleaseResult
+			if err := c.GetWorkflow(ctx, args[0], "").Get(ctx, &res); err != nil {
+				return fmt.Errorf("release %s: %w", args[0], err)
+			}
+			if res.ReportKey == "" {
+				return fmt.Errorf("release %s has no report", args[0])
+			}
+			store, err := objstore.New(ctx, objstore.ConfigFromEnv())
+			if err != nil {
+				return fmt.Errorf("connect to S3: %w", err)
+			}
+			b, err := store.Get(ctx, res.ReportKey)
+			if err != nil {
+				return fmt.Errorf("read report: %w", err)
+			}
+			_, err = env.Stdout.Write(b)
+			return err
+		},
+	}
+	cmd.AddCommand(start, status, report)
+	return cmd
+}
+
+func temporalFromEnv(env Env) app.TemporalConfig {
+	tc := app.TemporalConfig{Address: env.Getenv("TEMPORAL_ADDRESS"), Namespace: env.Getenv("TEMPORAL_NAMESPACE")}
+	if tc.Address == "" {
+		tc.Address = "127.0.0.1:7233"
+	}
+	if tc.Namespace == "" {
+		tc.Namespace = "default"
+	}
+	return tc
+}
+
+// loadRelease reads and validates the config; any problem is bad input.
+func loadRelease(path string) (workflows.ReleaseInput, error) {
+	cfg, raw, err := config.Load(path)
+	if err != nil {
+		return workflows.ReleaseInput{}, withCode(ExitBadInput, err)
+	}
+	digest := config.Digest(raw)
+	return workflows.ReleaseInput{ReleaseID: cfg.ReleaseID(digest), Config: *cfg, ConfigSHA256: digest}, nil
+}
+
+// startRelease starts the release workflow, or attaches to the one already
+// running (or finished) for the same config: the workflow ID is the release ID.
+func startRelease(ctx context.Context, c client.Client, taskQueue string, in workflows.ReleaseInput) (client.WorkflowRun, error) {
+	cfg := in.Config
+	summary := fmt.Sprintf("Release %s %s", cfg.Model.Name, cfg.Model.Version)
+	if cfg.Incumbent != nil {
+		summary += " vs " + cfg.Incumbent.Version
+	}
+	opts := client.StartWorkflowOptions{
+		ID:                       in.ReleaseID,
+		TaskQueue:                taskQueue,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		StaticSummary:            summary,
+		StaticDetails: fmt.Sprintf("Candidate **%s %s**, seed %d, %d adversarial prompts in %d shards.\n\nConfig sha256 `%s`.",
+			cfg.Model.Name, cfg.Model.Version, cfg.Seed, cfg.Suites.Adversarial.Prompts, cfg.Suites.Adversarial.Shards, in.ConfigSHA256),
+		TypedSearchAttributes: temporal.NewSearchAttributes(
+			workflows.AttrModelName.ValueSet(cfg.Model.Name),
+			workflows.AttrModelVersion.ValueSet(cfg.Model.Version),
+			workflows.AttrReleaseStage.ValueSet("queued"),
+		),
+	}
+	run, err := c.ExecuteWorkflow(ctx, opts, workflows.ReleaseWorkflow, in)
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	if errors.As(err, &started) {
+		return c.GetWorkflow(ctx, in.ReleaseID, ""), nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("start release %s: %w", in.ReleaseID, err)
+	}
+	return run, nil
+}
+
+// follow prints each stage change until the release ends.
+func follow(ctx context.Context, c client.Client, run client.WorkflowRun, out io.Writer) (workflows.ReleaseResult, error) {
+	done := make(chan error, 1)
+	var res workflows.ReleaseResult
+	go func() { done <- run.Get(ctx, &res) }()
+	seen := map[string]string{}
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-done:
+			printChanges(out, res.Stages, seen)
+			if err != nil {
+				return res, classify(err)
+			}
+			return res, nil
+		case <-tick.C:
+			st, err := queryStatus(ctx, c, run.GetID())
+			if err == nil {
+				printChanges(out, st.Stages, seen)
+			}
+		case <-ctx.Done():
+			return res, ctx.Err()
+		}
+	}
+}
+
+// classify maps a failed release to an exit code: bad input is 2.
+func classify(err error) error {
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) && appErr.Type() == activities.ErrTypeBadInput {
+		return withCode(ExitBadInput, err)
+	}
+	return withCode(ExitError, err)
+}
+
+func printChanges(out io.Writer, stages []workflows.StageStatus, seen map[string]string) {
+	for _, s := range stages {
+		key := s.State + "|" + s.Summary
+		if s.State == workflows.StatePending || seen[s.Name] == key {
+			continue
+		}
+		seen[s.Name] = key
+		fmt.Fprintf(out, "  %-12s %-8s %s\n", s.Name, s.State, s.Summary)
+	}
+}
+
+func queryStatus(ctx context.Context, c client.Client, id string) (workflows.Status, error) {
+	var st workflows.Status
+	v, err := c.QueryWorkflow(ctx, id, "", workflows.QueryStatus)
+	if err != nil {
+		return st, fmt.Errorf("query release %s: %w", id, err)
+	}
+	if err := v.Get(&st); err != nil {
+		return st, fmt.Errorf("decode status: %w", err)
+	}
+	return st, nil
+}
+
+func printStatus(out io.Writer, st workflows.Status) {
+	fmt.Fprintf(out, "release %s", st.ReleaseID)
+	if st.Verdict != "" {
+		fmt.Fprintf(out, " — verdict %s", st.Verdict)
+	}
+	fmt.Fprintln(out)
+	for _, s := range st.Stages {
+		fmt.Fprintf(out, "  %-12s %-8s %s\n", s.Name, s.State, s.Summary)
+	}
+}
+
+// printResult prints the verdict and where to look, and returns the error
+// that carries the exit code (nil when released).
+func printResult(out io.Writer, res workflows.ReleaseResult, uiURL, namespace string) error {
+	fmt.Fprintf(out, "\nverdict: %s\n", res.Verdict)
+	if len(res.FailedRules) > 0 {
+		fmt.Fprintf(out, "failed gates: %s\n", strings.Join(res.FailedRules, ", "))
+	}
+	if uiURL != "" {
+		fmt.Fprintf(out, "web UI:  %s/namespaces/%s/workflows/%s\n", uiURL, namespace, res.ReleaseID)
+	}
+	if res.Prefix != "" {
+		fmt.Fprintf(out, "results: %s\n", res.Prefix)
+	}
+	if res.ReportKey != "" {
+		fmt.Fprintf(out, "report:  %s\n", res.ReportKey)
+	}
+	if res.Verdict == workflows.VerdictBlocked {
+		return withCode(ExitBlocked, fmt.Errorf("release %s blocked by: %s", res.ReleaseID, strings.Join(res.FailedRules, ", ")))
+	}
+	return nil
+}

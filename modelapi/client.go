@@ -1,0 +1,128 @@
+package modelapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+)
+
+const (
+	// DefaultTimeout bounds one call when Client.HTTP is nil: long enough for
+	// a slow local model to generate a few hundred tokens, short enough that
+	// a hung model fails the attempt instead of the release.
+	DefaultTimeout = 120 * time.Second
+	// MaxResponseBytes caps a 2xx body; the model under test is adversarial
+	// and must not be able to exhaust the harness's memory.
+	MaxResponseBytes = 16 << 20
+	// maxErrorBody is how much of a non-2xx body StatusError keeps.
+	maxErrorBody = 1 << 10
+)
+
+// Client calls an OpenAI-compatible chat endpoint. The zero value is not
+// usable (BaseURL is required); a zero HTTP uses a client with
+// DefaultTimeout. Safe for concurrent use.
+type Client struct {
+	// BaseURL is the server root, e.g. http://127.0.0.1:8000. A trailing
+	// "/v1" (the form OpenAI SDKs use) is accepted too.
+	BaseURL string
+	HTTP    *http.Client
+	// APIKey, when set, is sent as a bearer token.
+	APIKey string
+}
+
+// StatusError is a non-2xx response. Body holds at most 1 KiB of it.
+type StatusError struct {
+	Code int
+	Body string
+}
+
+func (e *StatusError) Error() string {
+	msg := strings.TrimSpace(e.Body)
+	var eb ErrorBody
+	if json.Unmarshal([]byte(e.Body), &eb) == nil && eb.Error.Message != "" {
+		msg = eb.Error.Message
+	}
+	if msg == "" {
+		return fmt.Sprintf("model endpoint returned HTTP %d", e.Code)
+	}
+	return fmt.Sprintf("model endpoint returned HTTP %d: %s", e.Code, msg)
+}
+
+// Retryable reports whether the status is one a retry can fix (rate
+// limiting, server errors); a 4xx is a bad request and will not change.
+func (e *StatusError) Retryable() bool {
+	return e.Code == http.StatusTooManyRequests || e.Code == http.StatusRequestTimeout || e.Code >= 500
+}
+
+// Endpoint is the URL Chat posts to.
+func (c *Client) Endpoint() string {
+	base := strings.TrimRight(c.BaseURL, "/")
+	if strings.HasSuffix(base, "/v1") {
+		return base + "/chat/completions"
+	}
+	return base + "/v1/chat/completions"
+}
+
+// Chat sends one chat completion request and returns the first choice.
+// Errors: *StatusError for a non-2xx status; ErrMalformed (wrapped) for a
+// 2xx body that is not a chat completion; transport and context errors
+// wrapped as they come (errors.Is(err, context.DeadlineExceeded) works).
+func (c *Client) Chat(ctx context.Context, req ChatRequest) (ChatResponse, error) {
+	if c.BaseURL == "" {
+		return ChatResponse{}, errors.New("modelapi: Client.BaseURL is empty; set it to the server root, e.g. http://127.0.0.1:8000")
+	}
+	if len(req.Messages) == 0 {
+		return ChatResponse{}, errors.New("modelapi: ChatRequest.Messages is empty; add at least one user message")
+	}
+	if req.MaxTokens < 0 {
+		return ChatResponse{}, fmt.Errorf("modelapi: ChatRequest.MaxTokens is negative (%d); use 0 for the server default", req.MaxTokens)
+	}
+	body, err := json.Marshal(req)
+	if err != nil {
+		return ChatResponse{}, fmt.Errorf("modelapi: encode request: %w", err)
+	}
+	url := c.Endpoint()
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return ChatResponse{}, fmt.Errorf("modelapi: build request for %s: %w", url, err)
+	}
+	hreq.Header.Set("Content-Type", "application/json")
+	hreq.Header.Set("Accept", "application/json")
+	if c.APIKey != "" {
+		hreq.Header.Set("Authorization", "Bearer "+c.APIKey)
+	}
+	hc := c.HTTP
+	if hc == nil {
+		hc = &http.Client{Timeout: DefaultTimeout}
+	}
+	resp, err := hc.Do(hreq)
+	if err != nil {
+		return ChatResponse{}, fmt.Errorf("modelapi: chat: %w", err)
+	}
+	defer resp.Body.Close()
+
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+		// Drain a little so the connection can be reused; give up on more.
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		return ChatResponse{}, &StatusError{Code: resp.StatusCode, Body: string(b)}
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes+1))
+	if err != nil {
+		return ChatResponse{}, fmt.Errorf("modelapi: read response from %s: %w", url, err)
+	}
+	if len(b) > MaxResponseBytes {
+		return ChatResponse{}, fmt.Errorf("modelapi: %w: body exceeds %d bytes", ErrMalformed, MaxResponseBytes)
+	}
+	out, err := ParseCompletion(b)
+	if err != nil {
+		return ChatResponse{}, fmt.Errorf("modelapi: response from %s: %w", url, err)
+	}
+	return out, nil
+}

@@ -1,0 +1,332 @@
+package refmodel
+
+import (
+	"encoding/base64"
+	"encoding/hex"
+	"regexp"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// words splits s into lowercase runs of letters and digits. Everything the
+// model "reads" (classifier, retrieval, word-level guardrail rules) goes
+// through it, so a character it does not treat as a letter splits a word —
+// which is exactly why a zero-width space defeats a filter that reads raw
+// text.
+func words(s string) []string {
+	return strings.FieldsFunc(strings.ToLower(s), func(r rune) bool {
+		return !unicode.IsLetter(r) && !unicode.IsDigit(r)
+	})
+}
+
+// stem folds the plural forms that matter for matching ("instructions" vs
+// "instruction", "records" vs "record"); a full stemmer would buy nothing
+// on corpora this small.
+func stem(w string) string {
+	switch {
+	case len(w) > 4 && strings.HasSuffix(w, "ies"):
+		return w[:len(w)-3] + "y"
+	case len(w) > 3 && strings.HasSuffix(w, "s") && !strings.HasSuffix(w, "ss") && !strings.HasSuffix(w, "us"):
+		return w[:len(w)-1]
+	}
+	return w
+}
+
+// stripInvisible removes characters that render as nothing (zero-width
+// space/joiners, word joiner, BOM, soft hyphen, bidi controls, tag
+// characters, variation selectors) and turns other control characters into
+// spaces, as a tokenizer effectively does.
+func stripInvisible(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r == '\n' || r == '\t':
+			return r
+		case r == '\r':
+			return '\n'
+		case unicode.Is(unicode.Cf, r), r == '\u034f', r >= '\ufe00' && r <= '\ufe0f', r >= 0xe0100 && r <= 0xe01ef:
+			return -1
+		case unicode.IsControl(r), r == utf8.RuneError:
+			return ' '
+		}
+		return r
+	}, s)
+}
+
+var (
+	base64Run = regexp.MustCompile(`[A-Za-z0-9+/_-]{12,}={0,2}`)
+	hexRun    = regexp.MustCompile(`(?i)(?:\\x[0-9a-f]{2}){4,}|\b(?:(?:0x)?[0-9a-f]{2}[ :,]?){6,}`)
+	hexNoise  = regexp.MustCompile(`(?i)\\x|0x|[^0-9a-f]`)
+	rot13Ask  = regexp.MustCompile(`(?i)\brot[ -]?13\b`)
+)
+
+// decodeSegments replaces base64 and hex runs that decode to readable text
+// by their decoding, and applies rot13 to the payload when the text asks for
+// rot13. Rounds repeat so stacked encodings (base64 of hex) unwind too. It
+// returns the decoded text and the decoded segments in order of appearance.
+func decodeSegments(s string) (string, []string) {
+	var decoded []string
+	for range 3 {
+		changed := false
+		s = hexRun.ReplaceAllStringFunc(s, func(m string) string {
+			trail := m[len(strings.TrimRight(m, " :,")):]
+			b, err := hex.DecodeString(hexNoise.ReplaceAllString(m, ""))
+			if err != nil || !readable(b) {
+				return m
+			}
+			changed = true
+			decoded = append(decoded, string(b))
+			return string(b) + trail
+		})
+		s = base64Run.ReplaceAllStringFunc(s, func(m string) string {
+			b, ok := decodeBase64(m)
+			if !ok {
+				return m
+			}
+			changed = true
+			decoded = append(decoded, string(b))
+			return string(b)
+		})
+		if !changed {
+			break
+		}
+	}
+	if loc := rot13Ask.FindStringIndex(s); loc != nil {
+		before, after := s[:loc[0]], s[loc[1]:]
+		switch q := quoted(after); {
+		case q != "":
+			plain := rot13(q)
+			decoded = append(decoded, plain)
+			s = before + s[loc[0]:loc[1]] + strings.Replace(after, q, plain, 1)
+		case strings.IndexAny(after, ":\n") >= 0:
+			i := strings.IndexAny(after, ":\n")
+			plain := rot13(after[i+1:])
+			decoded = append(decoded, strings.TrimSpace(plain))
+			s = before + s[loc[0]:loc[1]] + after[:i+1] + plain
+		case strings.IndexFunc(after, unicode.IsLetter) >= 0:
+			plain := rot13(after)
+			decoded = append(decoded, strings.TrimSpace(plain))
+			s = before + s[loc[0]:loc[1]] + plain
+		default: // "<payload> (rot13)"
+			plain := rot13(before)
+			decoded = append(decoded, strings.TrimSpace(plain))
+			s = plain + s[loc[0]:]
+		}
+	}
+	return s, decoded
+}
+
+func decodeBase64(m string) ([]byte, bool) {
+	body := strings.TrimRight(m, "=")
+	for _, enc := range []*base64.Encoding{base64.RawStdEncoding, base64.RawURLEncoding} {
+		if b, err := enc.DecodeString(body); err == nil && readable(b) {
+			return b, true
+		}
+	}
+	return nil, false
+}
+
+// readable reports whether b looks like text a person wrote rather than the
+// bytes an ordinary word yields when decoded by mistake.
+func readable(b []byte) bool {
+	if len(b) < 4 || !utf8.Valid(b) {
+		return false
+	}
+	var n, letters, odd int
+	for _, r := range string(b) {
+		n++
+		switch {
+		case unicode.IsLetter(r) || r == ' ':
+			letters++
+		case r == '\n' || r == '\t':
+		case unicode.IsControl(r) || r == utf8.RuneError || !unicode.IsPrint(r):
+			odd++
+		}
+	}
+	return odd == 0 && letters*10 >= n*5
+}
+
+func rot13(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z':
+			return 'a' + (r-'a'+13)%26
+		case r >= 'A' && r <= 'Z':
+			return 'A' + (r-'A'+13)%26
+		}
+		return r
+	}, s)
+}
+
+// homoglyphs maps look-alike letters from other scripts to the Latin letter
+// they imitate.
+var homoglyphs = map[rune]rune{
+	'а': 'a', 'в': 'b', 'е': 'e', 'к': 'k', 'м': 'm', 'н': 'h', 'о': 'o', 'р': 'p', 'с': 'c', 'т': 't',
+	'у': 'y', 'х': 'x', 'ѕ': 's', 'і': 'i', 'ј': 'j', 'ԁ': 'd', 'ɡ': 'g', 'ӏ': 'l', 'ԛ': 'q', 'ԝ': 'w', 'ү': 'y',
+	'А': 'A', 'В': 'B', 'Е': 'E', 'К': 'K', 'М': 'M', 'Н': 'H', 'О': 'O', 'Р': 'P', 'С': 'C', 'Т': 'T',
+	'У': 'Y', 'Х': 'X', 'Ѕ': 'S', 'І': 'I', 'Ј': 'J',
+	'α': 'a', 'ο': 'o', 'ρ': 'p', 'ε': 'e', 'ι': 'i', 'κ': 'k', 'ν': 'v', 'τ': 't', 'υ': 'u', 'χ': 'x',
+	'Α': 'A', 'Β': 'B', 'Ε': 'E', 'Ζ': 'Z', 'Η': 'H', 'Ι': 'I', 'Κ': 'K', 'Μ': 'M', 'Ν': 'N', 'Ο': 'O',
+	'Ρ': 'P', 'Τ': 'T', 'Υ': 'Y', 'Χ': 'X',
+	'ı': 'i', 'ℓ': 'l', '‘': '\'', '’': '\'', '“': '"', '”': '"',
+}
+
+var leet = map[rune]rune{'0': 'o', '1': 'i', '3': 'e', '4': 'a', '5': 's', '7': 't', '@': 'a', '$': 's'}
+
+// fold maps every rune to the plain lowercase Latin letter it stands for:
+// homoglyphs, fullwidth and mathematical letters, and leetspeak inside words
+// that mix letters and digits. The mapping is rune-for-rune so positions in
+// the folded text are positions in the original.
+func fold(s string) []rune {
+	rs := []rune(s)
+	for i, r := range rs {
+		switch {
+		case homoglyphs[r] != 0:
+			r = homoglyphs[r]
+		case r >= 0xff01 && r <= 0xff5e: // fullwidth ASCII
+			r -= 0xfee0
+		case r >= 0x1d400 && r <= 0x1d6a3: // mathematical alphanumeric letters
+			k := (r - 0x1d400) % 52
+			if k < 26 {
+				r = 'a' + k
+			} else {
+				r = 'a' + k - 26
+			}
+		case r >= 0x1d7ce && r <= 0x1d7ff:
+			r = '0' + (r-0x1d7ce)%10
+		}
+		rs[i] = unicode.ToLower(r)
+	}
+	// Leetspeak: only inside a word that also has letters, so numbers,
+	// amounts and dates stay numbers.
+	isWord := func(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) || r == '@' || r == '$' }
+	for i := 0; i < len(rs); {
+		if !isWord(rs[i]) {
+			i++
+			continue
+		}
+		j := i
+		letters, digits := 0, 0
+		for j < len(rs) && isWord(rs[j]) {
+			if unicode.IsLetter(rs[j]) {
+				letters++
+			} else if leet[rs[j]] != 0 {
+				digits++
+			}
+			j++
+		}
+		if letters > 0 && digits > 0 && j-i >= 3 {
+			for k := i; k < j; k++ {
+				if l := leet[rs[k]]; l != 0 {
+					rs[k] = l
+				}
+			}
+		}
+		i = j
+	}
+	return rs
+}
+
+// quoted returns the first quoted span of s: "…", “…”, «…», `…` (or a fenced
+// block), or '…' when the apostrophe opens a word rather than sits inside
+// one (so "I'm" is not a quote).
+func quoted(s string) string {
+	if i := strings.Index(s, "```"); i >= 0 {
+		rest := s[i+3:]
+		if nl := strings.IndexByte(rest, '\n'); nl >= 0 && !strings.ContainsAny(rest[:nl], " `") {
+			rest = rest[nl+1:] // language tag
+		}
+		if j := strings.Index(rest, "```"); j >= 0 {
+			return strings.Trim(rest[:j], "\n")
+		}
+	}
+	rs := []rune(s)
+	for i, r := range rs {
+		var closer rune
+		switch r {
+		case '"':
+			closer = '"'
+		case '“':
+			closer = '”'
+		case '«':
+			closer = '»'
+		case '`':
+			closer = '`'
+		case '\'', '‘':
+			if i > 0 && (unicode.IsLetter(rs[i-1]) || unicode.IsDigit(rs[i-1])) {
+				continue
+			}
+			closer = '\''
+			if r == '‘' {
+				closer = '’'
+			}
+		default:
+			continue
+		}
+		for j := i + 1; j < len(rs); j++ {
+			if rs[j] != closer {
+				continue
+			}
+			if closer == '\'' && j+1 < len(rs) && unicode.IsLetter(rs[j+1]) {
+				continue // an apostrophe inside the quote: don't
+			}
+			if j > i+1 {
+				return string(rs[i+1 : j])
+			}
+			break
+		}
+	}
+	return ""
+}
+
+// lexicon glosses foreign words and phrases into English, longest phrase
+// first, so a request in French is understood like the English one.
+type lexicon struct {
+	phrases map[string][]string // first word -> candidate phrases, longest first
+	gloss   map[string][]string // phrase key (space-joined words) -> English words
+}
+
+func (l *lexicon) translate(ws []string) []string {
+	out := make([]string, 0, len(ws))
+	for i := 0; i < len(ws); {
+		matched := false
+		for _, p := range l.phrases[ws[i]] {
+			pw := strings.Fields(p)
+			if i+len(pw) > len(ws) || strings.Join(ws[i:i+len(pw)], " ") != p {
+				continue
+			}
+			out = append(out, l.gloss[p]...)
+			i += len(pw)
+			matched = true
+			break
+		}
+		if !matched {
+			out = append(out, ws[i])
+			i++
+		}
+	}
+	return out
+}
+
+// understanding is what the model makes of the user's text.
+type understanding struct {
+	raw     string   // as received
+	decoded string   // invisible characters stripped, encodings decoded; used for verbatim payloads
+	words   []string // decoded, folded, translated, lowercase words; what the classifier and retrieval read
+	text    string   // lowercase folded decoded text, punctuation kept; for character-level rules
+	pieces  []string // decoded segments (base64/hex/rot13), for "decode this" requests
+}
+
+func (m *Model) understand(raw string) understanding {
+	decoded, pieces := decodeSegments(stripInvisible(raw))
+	folded := string(fold(decoded))
+	return understanding{
+		raw:     raw,
+		decoded: decoded,
+		words:   m.lex.translate(words(folded)),
+		text:    folded,
+		pieces:  pieces,
+	}
+}
+
+func decodeRune(s string) (rune, int) { return utf8.DecodeRuneInString(s) }

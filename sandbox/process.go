@@ -1,0 +1,372 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Messages the init shim sends its parent, one JSON object per line.
+const (
+	reportReady = "ready"
+	reportError = "error"
+	reportExit  = "exit"
+)
+
+type shimReport struct {
+	Type     string       `json:"type"`
+	Evidence *NetEvidence `json:"evidence,omitempty"`
+	ModelPid int          `json:"model_pid,omitempty"`
+	Error    string       `json:"error,omitempty"`
+	ExitCode int          `json:"exit_code"`
+	Signal   string       `json:"signal,omitempty"`
+}
+
+// ProcessOptions configure the process provider. The zero value works.
+type ProcessOptions struct {
+	// ScratchRoot holds one scratch directory per sandbox (default
+	// $TMPDIR/sandgate). Keep it short: the relay's unix socket lives there
+	// and socket paths are limited to 107 bytes.
+	ScratchRoot string
+	// CgroupParent is the cgroup, relative to the hierarchy root, under
+	// which each sandbox gets its own group (default "sandgate").
+	CgroupParent string
+	// Relay sets budgets and simulated latency for every sandbox's relay.
+	Relay RelayOptions
+	// StartTimeout bounds namespace setup and evidence gathering (default
+	// 30s); it does not include the model's own warm-up (see WaitReady).
+	StartTimeout time.Duration
+	// StopGrace is how long Stop waits after SIGTERM before SIGKILL
+	// (default 2s).
+	StopGrace time.Duration
+	// Stdout and Stderr, when set, also receive the model's output.
+	Stdout, Stderr io.Writer
+	Logger         *slog.Logger
+}
+
+func (o ProcessOptions) withDefaults() ProcessOptions {
+	if o.ScratchRoot == "" {
+		o.ScratchRoot = os.TempDir() + "/sandgate"
+	}
+	if o.CgroupParent == "" {
+		o.CgroupParent = "sandgate"
+	}
+	if o.StartTimeout <= 0 {
+		o.StartTimeout = 30 * time.Second
+	}
+	if o.StopGrace <= 0 {
+		o.StopGrace = 2 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return o
+}
+
+// Sandbox is one running (or finished) model. Methods are safe for
+// concurrent use.
+type Sandbox struct {
+	id        string
+	spec      Spec
+	log       *slog.Logger
+	scratch   string
+	socket    string
+	relay     *Relay
+	evidence  NetEvidence
+	cg        sandboxCgroup
+	proc      *os.Process // the init shim, PID 1 of the sandbox
+	stdout    *tailBuffer
+	stderr    *tailBuffer
+	stopGrace time.Duration
+	started   time.Time
+	deadline  *time.Timer
+	done      chan struct{}
+
+	mu         sync.Mutex
+	killReason KillReason
+	exitCode   int
+	signal     string
+	exited     time.Time
+	usage      cgroupUsage
+	exitErr    error
+
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// ID is unique per sandbox on this host.
+func (s *Sandbox) ID() string { return s.id }
+
+// Endpoint is the relay's base URL on host loopback: the only way in.
+func (s *Sandbox) Endpoint() string { return s.relay.URL() }
+
+// Relay gives access to the relay's counters and transcript.
+func (s *Sandbox) Relay() *Relay { return s.relay }
+
+// Evidence is the network evidence recorded before the model started.
+func (s *Sandbox) Evidence() NetEvidence { return s.evidence }
+
+// ScratchDir is the sandbox's private directory, wiped by Stop.
+func (s *Sandbox) ScratchDir() string { return s.scratch }
+
+// Done is closed when the model (and with it the whole sandbox) has exited.
+func (s *Sandbox) Done() <-chan struct{} { return s.done }
+
+// StderrTail returns the last few KiB the model wrote to stderr.
+func (s *Sandbox) StderrTail() string { return s.stderr.String() }
+
+// StdoutTail returns the last few KiB the model wrote to stdout.
+func (s *Sandbox) StdoutTail() string { return s.stdout.String() }
+
+// Stats returns relay counters, cgroup usage and the exit status so far.
+func (s *Sandbox) Stats() Stats {
+	st := Stats{Relay: s.relay.Stats(), Started: s.started}
+	select {
+	case <-s.done:
+	default:
+		st.Running = true
+	}
+	s.mu.Lock()
+	u := s.usage
+	if st.Running {
+		u = s.cg.Usage()
+	}
+	st.ExitCode, st.Signal, st.KilledBy, st.Exited = s.exitCode, s.signal, s.killReason, s.exited
+	s.mu.Unlock()
+	st.MemoryPeakBytes, st.OOMKills, st.PidsLimitHits = u.PeakBytes, u.OOMKills, u.PidsHits
+	if st.Running {
+		st.KilledBy = ""
+	}
+	return st
+}
+
+// Wait blocks until the model exits or ctx ends. It returns nil for a clean
+// exit and otherwise an error naming the exit code or what killed it, with
+// the tail of the model's stderr.
+func (s *Sandbox) Wait(ctx context.Context) error {
+	select {
+	case <-s.done:
+	case <-ctx.Done():
+		return fmt.Errorf("wait for sandbox %s: %w", s.id, ctx.Err())
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.exitErr
+}
+
+// WaitReady polls the model's port through the sandbox socket (not the
+// relay, so readiness costs no budget) until an HTTP response comes back.
+// If the model exits first, the error carries its stderr tail.
+func (s *Sandbox) WaitReady(ctx context.Context) error {
+	client := &http.Client{
+		Transport: &http.Transport{
+			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				var d net.Dialer
+				return d.DialContext(ctx, "unix", s.socket)
+			},
+			DisableKeepAlives: true,
+		},
+		Timeout: 2 * time.Second,
+	}
+	defer client.CloseIdleConnections()
+	tick := time.NewTicker(25 * time.Millisecond)
+	defer tick.Stop()
+	var last error
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://sandbox/", nil)
+		if err != nil {
+			return fmt.Errorf("sandbox %s readiness: %w", s.id, err)
+		}
+		resp, err := client.Do(req)
+		if err == nil {
+			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+			resp.Body.Close()
+			return nil
+		}
+		last = err
+		select {
+		case <-s.done:
+			s.mu.Lock()
+			exitErr := s.exitErr
+			s.mu.Unlock()
+			return fmt.Errorf("sandbox %s: model exited before listening on port %d: %v; stderr tail:\n%s", s.id, s.spec.Port, exitErr, s.stderr.String())
+		case <-ctx.Done():
+			return fmt.Errorf("sandbox %s: model not ready on port %d (last error: %v); stderr tail:\n%s: %w", s.id, s.spec.Port, last, s.stderr.String(), ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+// kill ends the sandbox now, remembering why. The first reason wins.
+func (s *Sandbox) kill(reason KillReason) {
+	s.mu.Lock()
+	if s.killReason == "" {
+		s.killReason = reason
+	}
+	s.mu.Unlock()
+	// Killing PID 1 of the pid namespace makes the kernel kill every other
+	// process in it.
+	_ = s.proc.Signal(syscall.SIGKILL)
+}
+
+// Stop ends the model (SIGTERM, then SIGKILL after the grace period or when
+// ctx ends), removes the cgroup, closes the relay and wipes the scratch
+// directory. It is idempotent; later calls return the first result.
+func (s *Sandbox) Stop(ctx context.Context) error {
+	s.stopOnce.Do(func() { s.stopErr = s.stop(ctx) })
+	return s.stopErr
+}
+
+func (s *Sandbox) stop(ctx context.Context) error {
+	if s.deadline != nil {
+		s.deadline.Stop()
+	}
+	var errs []error
+	select {
+	case <-s.done:
+	default:
+		s.mu.Lock()
+		if s.killReason == "" {
+			s.killReason = KilledBySignal
+		}
+		s.mu.Unlock()
+		_ = s.proc.Signal(syscall.SIGTERM)
+		grace := time.NewTimer(s.stopGrace)
+		select {
+		case <-s.done:
+		case <-grace.C:
+		case <-ctx.Done():
+		}
+		grace.Stop()
+		s.kill(KilledBySignal)
+		// After SIGKILL the kernel tears the namespace down promptly; bound
+		// the wait anyway so Stop cannot hang on a stuck D-state process.
+		hard := time.NewTimer(10 * time.Second)
+		select {
+		case <-s.done:
+		case <-hard.C:
+			errs = append(errs, fmt.Errorf("sandbox %s: init did not exit 10s after SIGKILL", s.id))
+		}
+		hard.Stop()
+	}
+	if err := s.removeCgroup(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := s.relay.Close(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := os.RemoveAll(s.scratch); err != nil {
+		errs = append(errs, fmt.Errorf("sandbox %s: wipe scratch dir: %w", s.id, err))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("stop sandbox %s: %w", s.id, errors.Join(errs...))
+	}
+	s.log.Info("sandbox stopped", "id", s.id)
+	return nil
+}
+
+// removeCgroup empties and deletes the sandbox's cgroup.
+func (s *Sandbox) removeCgroup() error {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		procs, err := s.cg.Procs()
+		if err == nil && len(procs) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("sandbox %s: cgroup still holds processes %v (err %v)", s.id, procs, err)
+		}
+		if err := s.cg.KillAll(); err != nil {
+			s.log.Warn("sandbox cgroup kill", "id", s.id, "err", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := s.cg.Delete(); err != nil {
+		return fmt.Errorf("sandbox %s: %w", s.id, err)
+	}
+	return nil
+}
+
+// watch waits for the init shim to be reaped (waited closes), then records
+// how the model ended; exitReport yields the shim's final report, if any.
+func (s *Sandbox) watch(waited <-chan struct{}, cmd *exec.Cmd, exitReport func() *shimReport) {
+	<-waited
+	rep := exitReport()
+	u := s.cg.Usage()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.exited = time.Now()
+	s.usage = u
+	switch {
+	case rep != nil:
+		s.exitCode, s.signal = rep.ExitCode, rep.Signal
+	case cmd.ProcessState != nil:
+		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			s.exitCode, s.signal = -1, signalName(ws.Signal())
+		} else {
+			s.exitCode = cmd.ProcessState.ExitCode()
+		}
+	default:
+		s.exitCode = -1
+	}
+	if s.killReason == "" && s.signal != "" {
+		s.killReason = KilledBySignal
+		if u.OOMKills > 0 {
+			s.killReason = KilledByOOM
+		}
+	}
+	switch {
+	case s.killReason != "":
+		s.exitErr = fmt.Errorf("sandbox %s: model killed (%s, %s, exit code %d)", s.id, s.killReason, s.signal, s.exitCode)
+	case s.exitCode != 0:
+		s.exitErr = fmt.Errorf("sandbox %s: model exited with code %d", s.id, s.exitCode)
+	}
+	s.log.Info("sandbox model exited", "id", s.id, "exit_code", s.exitCode, "signal", s.signal,
+		"killed_by", s.killReason, "memory_peak", u.PeakBytes, "oom_kills", u.OOMKills)
+	close(s.done)
+}
+
+func signalName(sig syscall.Signal) string {
+	if sig == syscall.SIGKILL {
+		return "SIGKILL"
+	}
+	return "signal " + sig.String()
+}
+
+// tailBuffer keeps the last max bytes written to it.
+type tailBuffer struct {
+	mu  sync.Mutex
+	max int
+	buf []byte
+	tee io.Writer
+}
+
+func newTailBuffer(max int, tee io.Writer) *tailBuffer { return &tailBuffer{max: max, tee: tee} }
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	t.buf = append(t.buf, p...)
+	if over := len(t.buf) - t.max; over > 0 {
+		t.buf = append(t.buf[:0], t.buf[over:]...)
+	}
+	t.mu.Unlock()
+	if t.tee != nil {
+		_, _ = t.tee.Write(p)
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.buf)
+}

@@ -1,0 +1,465 @@
+package sandbox
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/sandgate/sandgate/internal/reexec"
+	"golang.org/x/sys/unix"
+)
+
+// ProcessProvider runs sandboxes as Linux processes in fresh namespaces
+// under cgroup limits. It needs root, or unprivileged user namespaces plus a
+// delegated cgroup v2 subtree.
+type ProcessProvider struct {
+	opt  ProcessOptions
+	mode isolationMode
+	cgv  cgroupVersion
+}
+
+var _ Provider = (*ProcessProvider)(nil)
+
+// NewProcessProvider checks the host (see Preflight) and returns a provider,
+// or an error wrapping ErrUnsupported saying what is missing.
+func NewProcessProvider(opt ProcessOptions) (*ProcessProvider, error) {
+	p := &ProcessProvider{opt: opt.withDefaults()}
+	if err := p.Preflight(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// Preflight re-checks that this host can isolate a sandbox and says plainly
+// what is missing; the error wraps ErrUnsupported.
+func (p *ProcessProvider) Preflight() error {
+	f := gatherHostFacts(p.opt.CgroupParent)
+	mode, err := checkHost(f)
+	if err != nil {
+		return err
+	}
+	p.mode, p.cgv = mode, f.Cgroup
+	return nil
+}
+
+func gatherHostFacts(cgParent string) hostFacts {
+	f := hostFacts{GOOS: runtime.GOOS, EUID: os.Geteuid(), MaxUserNS: -1, CgroupParent: cgParent}
+	if b, err := os.ReadFile("/proc/sys/kernel/unprivileged_userns_clone"); err == nil {
+		f.UsernsClone = strings.TrimSpace(string(b))
+	}
+	if b, err := os.ReadFile("/proc/sys/user/max_user_namespaces"); err == nil {
+		if n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64); err == nil {
+			f.MaxUserNS = n
+		}
+	}
+	f.Cgroup, f.CgroupErr = detectCgroupVersion()
+	if f.CgroupErr == nil {
+		f.CgroupWritable = cgroupWritable(f.Cgroup, cgParent)
+	}
+	return f
+}
+
+// cgroupWritable checks access on the deepest existing ancestor of the
+// parent group, which is where our mkdir would happen.
+func cgroupWritable(v cgroupVersion, parent string) bool {
+	base := cgroupRoot
+	if v == cgroupV1 {
+		base = filepath.Join(cgroupRoot, "memory")
+	}
+	dir := filepath.Join(base, parent)
+	for {
+		if _, err := os.Stat(dir); err == nil {
+			return unix.Access(dir, unix.W_OK) == nil
+		}
+		if dir == base || dir == "/" {
+			return false
+		}
+		dir = filepath.Dir(dir)
+	}
+}
+
+var nameClean = regexp.MustCompile(`[^a-z0-9-]+`)
+
+func validateSpec(spec Spec) error {
+	var bad []string
+	if len(spec.Command) == 0 || spec.Command[0] == "" {
+		bad = append(bad, "Command is empty: give the model's argv, e.g. [\"/usr/bin/model-server\", \"--port\", \"8080\"]")
+	}
+	if spec.Port <= 0 || spec.Port > 65535 {
+		bad = append(bad, fmt.Sprintf("Port %d is not a TCP port: set the port the model listens on at 127.0.0.1 inside the sandbox", spec.Port))
+	}
+	if spec.Limits.CPUs < 0 || spec.Limits.MemoryBytes < 0 || spec.Limits.Pids < 0 || spec.Limits.WallClock < 0 {
+		bad = append(bad, fmt.Sprintf("Limits %+v has a negative value: use 0 for no limit", spec.Limits))
+	}
+	if spec.Limits.MemoryBytes > 0 && spec.Limits.MemoryBytes < 16<<20 {
+		bad = append(bad, fmt.Sprintf("Limits.MemoryBytes %d is below 16 MiB, too small for the init process", spec.Limits.MemoryBytes))
+	}
+	if spec.Limits.Pids > 0 && spec.Limits.Pids < 8 {
+		bad = append(bad, fmt.Sprintf("Limits.Pids %d is below 8, too small for the init process's threads", spec.Limits.Pids))
+	}
+	if spec.WorkDir != "" {
+		if !filepath.IsAbs(spec.WorkDir) {
+			bad = append(bad, fmt.Sprintf("WorkDir %q must be absolute", spec.WorkDir))
+		} else if fi, err := os.Stat(spec.WorkDir); err != nil || !fi.IsDir() {
+			bad = append(bad, fmt.Sprintf("WorkDir %q is not an existing directory", spec.WorkDir))
+		}
+	}
+	for _, kv := range spec.Env {
+		if !strings.Contains(kv, "=") {
+			bad = append(bad, fmt.Sprintf("Env entry %q is not KEY=value", kv))
+		}
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("invalid sandbox spec %q: %s", spec.Name, strings.Join(bad, "; "))
+	}
+	return nil
+}
+
+func newID(name string) (string, error) {
+	var b [4]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("sandbox id: %w", err)
+	}
+	n := strings.Trim(nameClean.ReplaceAllString(strings.ToLower(name), "-"), "-")
+	if len(n) > 24 {
+		n = n[:24]
+	}
+	if n == "" {
+		n = "model"
+	}
+	return n + "-" + hex.EncodeToString(b[:]), nil
+}
+
+// Start launches spec in a new sandbox and returns once its network evidence
+// is recorded and the model process is running (not necessarily listening:
+// use WaitReady). On error nothing is left behind.
+func (p *ProcessProvider) Start(ctx context.Context, spec Spec) (_ *Sandbox, retErr error) {
+	if err := validateSpec(spec); err != nil {
+		return nil, err
+	}
+	if p.mode == 0 {
+		return nil, fmt.Errorf("process provider used without NewProcessProvider: %w", ErrUnsupported)
+	}
+	id, err := newID(spec.Name)
+	if err != nil {
+		return nil, err
+	}
+	log := p.opt.Logger.With("sandbox", id)
+	var cleanups []func()
+	defer func() {
+		if retErr != nil {
+			for _, c := range slices.Backward(cleanups) {
+				c()
+			}
+		}
+	}()
+
+	// Scratch directory: private to root (or the invoking user).
+	if err := os.MkdirAll(p.opt.ScratchRoot, 0o711); err != nil {
+		return nil, fmt.Errorf("sandbox %s: create scratch root: %w", id, err)
+	}
+	scratch := filepath.Join(p.opt.ScratchRoot, id)
+	if err := os.Mkdir(scratch, 0o700); err != nil {
+		return nil, fmt.Errorf("sandbox %s: create scratch dir: %w", id, err)
+	}
+	cleanups = append(cleanups, func() { _ = os.RemoveAll(scratch) })
+	for _, d := range []string{"home", "tmp"} {
+		if err := os.Mkdir(filepath.Join(scratch, d), 0o700); err != nil {
+			return nil, fmt.Errorf("sandbox %s: create scratch %s: %w", id, d, err)
+		}
+	}
+	socket := filepath.Join(scratch, "model.sock")
+	if len(socket) > 107 {
+		return nil, fmt.Errorf("sandbox %s: socket path %q is longer than 107 bytes: set ProcessOptions.ScratchRoot to a shorter directory", id, socket)
+	}
+
+	cg, err := newSandboxCgroup(p.cgv, path.Join("/", p.opt.CgroupParent, id), spec.Limits, log)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox %s: %w", id, err)
+	}
+	cleanups = append(cleanups, func() {
+		_ = cg.KillAll()
+		if err := cg.Delete(); err != nil {
+			log.Warn("sandbox start cleanup: delete cgroup", "err", err)
+		}
+	})
+
+	// Listeners the sandbox must not reach; the controls prove they are live.
+	probeLn, targets, err := openProbeTargets()
+	if err != nil {
+		return nil, fmt.Errorf("sandbox %s: %w", id, err)
+	}
+	defer probeLn.Close()
+
+	cfg := shimConfig{
+		ID:       id,
+		Hostname: "sandbox-" + id,
+		Argv:     spec.Command,
+		Role:     !strings.Contains(spec.Command[0], "/") && reexec.Registered(spec.Command[0]),
+		Env:      modelEnv(spec.Env, scratch),
+		Dir:      spec.WorkDir,
+		Port:     spec.Port,
+		Socket:   socket,
+		Probes:   append(slices.Clone(targets), "dns:example.com"),
+	}
+	if cfg.Dir == "" {
+		cfg.Dir = filepath.Join(scratch, "home")
+	}
+
+	cfgR, cfgW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("sandbox %s: config pipe: %w", id, err)
+	}
+	defer cfgW.Close()
+	repR, repW, err := os.Pipe()
+	if err != nil {
+		cfgR.Close()
+		return nil, fmt.Errorf("sandbox %s: report pipe: %w", id, err)
+	}
+
+	stdout := newTailBuffer(16<<10, p.opt.Stdout)
+	stderr := newTailBuffer(16<<10, p.opt.Stderr)
+	cmd := reexec.Command(InitRole)
+	cmd.Dir = scratch
+	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	cmd.ExtraFiles = []*os.File{cfgR, repW}
+	// Bound how long Wait lingers on output pipes after the shim exits.
+	cmd.WaitDelay = 2 * time.Second
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Cloneflags: syscall.CLONE_NEWNET | syscall.CLONE_NEWPID | syscall.CLONE_NEWNS |
+			syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC,
+		// The sandbox dies with the harness. (Pdeathsig fires when the
+		// forking OS thread exits; this package never ends a thread it
+		// locked, so that is the process's lifetime.)
+		Pdeathsig: syscall.SIGKILL,
+		Setpgid:   true,
+	}
+	if p.mode == modeRootless {
+		cmd.SysProcAttr.Cloneflags |= syscall.CLONE_NEWUSER
+		cmd.SysProcAttr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Geteuid(), Size: 1}}
+		cmd.SysProcAttr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getegid(), Size: 1}}
+		cmd.SysProcAttr.GidMappingsEnableSetgroups = false
+	}
+	err = cmd.Start()
+	cfgR.Close()
+	repW.Close()
+	if err != nil {
+		repR.Close()
+		return nil, fmt.Errorf("sandbox %s: start init (%s): %w", id, InitRole, err)
+	}
+	started := time.Now()
+	waited := make(chan struct{})
+	cleanups = append(cleanups, func() {
+		_ = cmd.Process.Signal(syscall.SIGKILL)
+		<-waited
+	})
+
+	// Reports: the first (ready/error) is needed now; the exit report is
+	// read by watch after the shim ends.
+	first := make(chan shimReport, 1)
+	var exitMu sync.Mutex
+	var exitRep *shimReport
+	readerDone := make(chan struct{})
+	go func() {
+		defer close(readerDone)
+		defer repR.Close()
+		dec := json.NewDecoder(repR)
+		for n := 0; ; n++ {
+			var r shimReport
+			if err := dec.Decode(&r); err != nil {
+				if n == 0 {
+					close(first)
+				}
+				return
+			}
+			if n == 0 {
+				first <- r
+				continue
+			}
+			if r.Type == reportExit {
+				exitMu.Lock()
+				exitRep = &r
+				exitMu.Unlock()
+			}
+		}
+	}()
+	go func() {
+		_ = cmd.Wait()
+		close(waited)
+	}()
+
+	// Only now, with the shim inside its cgroup, may it start the model:
+	// everything it forks inherits the group.
+	if err := cg.AddProc(cmd.Process.Pid); err != nil {
+		return nil, fmt.Errorf("sandbox %s: %w", id, err)
+	}
+	if err := json.NewEncoder(cfgW).Encode(cfg); err != nil {
+		return nil, fmt.Errorf("sandbox %s: send config to init: %w", id, err)
+	}
+	cfgW.Close()
+
+	startCtx, cancel := context.WithTimeout(ctx, p.opt.StartTimeout)
+	defer cancel()
+	var ready shimReport
+	select {
+	case r, ok := <-first:
+		if !ok {
+			<-waited
+			return nil, fmt.Errorf("sandbox %s: init exited before reporting (%v); stderr tail:\n%s", id, cmd.ProcessState, stderr.String())
+		}
+		ready = r
+	case <-startCtx.Done():
+		return nil, fmt.Errorf("sandbox %s: init did not report within %s (does this binary's main call reexec.Init() first?); stderr tail:\n%s: %w", id, p.opt.StartTimeout, stderr.String(), startCtx.Err())
+	}
+	if ready.Type != reportReady || ready.Evidence == nil {
+		return nil, fmt.Errorf("sandbox %s: init failed: %s", id, ready.Error)
+	}
+
+	ev := *ready.Evidence
+	ev.HostNamespace, _ = os.Readlink("/proc/self/ns/net")
+	for _, t := range targets {
+		ev.Controls = append(ev.Controls, probe(t))
+	}
+	// Cross-check the shim's self-report against the kernel's view from
+	// outside: the namespace link and the device list of the shim's netns.
+	if err := crossCheckEvidence(cmd.Process.Pid, ev); err != nil {
+		return nil, fmt.Errorf("sandbox %s: %w", id, err)
+	}
+	if err := ev.Check(); err != nil {
+		return nil, fmt.Errorf("sandbox %s refused to run: %w", id, err)
+	}
+
+	relay, err := NewRelay(p.opt.Relay, Upstream{
+		Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(spec.Port)),
+		Dial: func(ctx context.Context) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", socket)
+		},
+	}, log)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox %s: %w", id, err)
+	}
+
+	s := &Sandbox{
+		id:        id,
+		spec:      spec,
+		log:       log,
+		scratch:   scratch,
+		socket:    socket,
+		relay:     relay,
+		evidence:  ev,
+		cg:        cg,
+		proc:      cmd.Process,
+		stdout:    stdout,
+		stderr:    stderr,
+		stopGrace: p.opt.StopGrace,
+		started:   started,
+		done:      make(chan struct{}),
+	}
+	go s.watch(waited, cmd, func() *shimReport {
+		<-readerDone
+		exitMu.Lock()
+		defer exitMu.Unlock()
+		return exitRep
+	})
+	if spec.Limits.WallClock > 0 {
+		s.deadline = time.AfterFunc(spec.Limits.WallClock-time.Since(started), func() {
+			log.Warn("sandbox wall clock exceeded, killing", "limit", spec.Limits.WallClock)
+			s.kill(KilledByDeadline)
+		})
+	}
+	log.Info("sandbox started", "endpoint", relay.URL(), "cgroup", p.cgv.String(), "model_pid", ready.ModelPid,
+		"netns", ev.Namespace, "interfaces", ev.Interfaces)
+	return s, nil
+}
+
+// modelEnv gives the model a minimal environment of its own.
+func modelEnv(env []string, scratch string) []string {
+	out := slices.Clone(env)
+	has := func(k string) bool {
+		return slices.ContainsFunc(out, func(kv string) bool { return strings.HasPrefix(kv, k+"=") })
+	}
+	if !has("PATH") {
+		out = append(out, "PATH=/usr/local/bin:/usr/bin:/bin")
+	}
+	if !has("HOME") {
+		out = append(out, "HOME="+filepath.Join(scratch, "home"))
+	}
+	if !has("TMPDIR") {
+		out = append(out, "TMPDIR="+filepath.Join(scratch, "tmp"))
+	}
+	return out
+}
+
+// openProbeTargets listens on every host address and returns the targets
+// a sandbox must fail to reach: host loopback and each non-loopback address.
+func openProbeTargets() (net.Listener, []string, error) {
+	ln, err := net.Listen("tcp", ":0")
+	if err != nil {
+		return nil, nil, fmt.Errorf("open egress probe listener: %w", err)
+	}
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	targets := []string{"tcp:" + net.JoinHostPort("127.0.0.1", port)}
+	if addrs, err := net.InterfaceAddrs(); err == nil {
+		n := 0
+		for _, a := range addrs {
+			ipn, ok := a.(*net.IPNet)
+			if !ok || ipn.IP.IsLoopback() || ipn.IP.IsLinkLocalUnicast() || ipn.IP.To4() == nil || n >= 4 {
+				continue
+			}
+			targets = append(targets, "tcp:"+net.JoinHostPort(ipn.IP.String(), port))
+			n++
+		}
+	}
+	return ln, targets, nil
+}
+
+func crossCheckEvidence(pid int, ev NetEvidence) error {
+	ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", pid))
+	if err != nil {
+		return fmt.Errorf("read sandbox netns from host: %w", err)
+	}
+	if ns != ev.Namespace {
+		return fmt.Errorf("init reported netns %s but the host sees %s", ev.Namespace, ns)
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/dev", pid))
+	if err != nil {
+		return fmt.Errorf("read sandbox devices from host: %w", err)
+	}
+	var devs []string
+	for i, line := range strings.Split(string(b), "\n") {
+		if name, _, ok := strings.Cut(line, ":"); ok && i >= 2 {
+			devs = append(devs, strings.TrimSpace(name))
+		}
+	}
+	got, want := slices.Sorted(slices.Values(devs)), slices.Sorted(slices.Values(ev.Interfaces))
+	if !slices.Equal(got, want) {
+		return errors.New("init reported interfaces " + strings.Join(want, ",") + " but the host sees " + strings.Join(got, ","))
+	}
+	return nil
+}
