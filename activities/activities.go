@@ -27,6 +27,10 @@ const (
 	ErrTypeSandboxGone = "SandboxGone"
 )
 
+// GeneratorVersion is recorded in the manifests of results: rows are only
+// comparable across releases made by the same version of the stages.
+const GeneratorVersion = "0.1.0"
+
 // Activities holds the clients every activity needs. Register one value per
 // worker; its methods are the activities.
 type Activities struct {

@@ -65,13 +65,17 @@ func ShardRange(rows int64, i, n int) (start, end int64) {
 // part re-run after a crash overwrites the same key — so every prompt ends up
 // with exactly one result row however often the shard restarts.
 func (a *Activities) AdversarialShard(ctx context.Context, in ShardInput) (ShardResult, error) {
+	k, err := keysFor(in.ReleaseID)
+	if err != nil {
+		return ShardResult{}, err
+	}
 	sb, err := a.sandboxFor(in.Sandbox)
 	if err != nil {
 		return ShardResult{}, err
 	}
 	start, end := ShardRange(in.Dataset.Rows, in.Shard, in.Shards)
 	parts := int((end - start + int64(in.PartSize) - 1) / int64(in.PartSize))
-	res := ShardResult{Shard: in.Shard, Parts: parts, Tally: redteam.NewTally()}
+	res := ShardResult{Shard: in.Shard, Parts: parts, Tally: redteam.Tally{}}
 
 	var progress ShardProgress
 	if activity.HasHeartbeatDetails(ctx) {
@@ -85,11 +89,11 @@ func (a *Activities) AdversarialShard(ctx context.Context, in ShardInput) (Shard
 	defer cleanup()
 
 	client := &modelapi.Client{BaseURL: sb.Endpoint()}
-	manifest := datasets.Manifest{SchemaVersion: redteam.AttemptSchemaVersion, Dataset: "results/adversarial", Generator: "redteam.Run", GeneratorVersion: redteam.Version}
+	manifest := datasets.Manifest{SchemaVersion: datasets.ManifestSchemaVersion, Dataset: StageAdversarial, Generator: "redteam.Run", GeneratorVersion: GeneratorVersion}
 	for p := 0; p < parts; p++ {
 		pStart := start + int64(p)*int64(in.PartSize)
 		pEnd := min(pStart+int64(in.PartSize), end)
-		key := datasets.ResultPartKey(in.ReleaseID, StageAdversarial, in.Shard, p)
+		key := k.resultPart(StageAdversarial, in.Shard, p)
 		rows, file, resumed, err := a.adversarialPart(ctx, client, in, dsPath, key, pStart, pEnd, p < progress.NextPart)
 		if err != nil {
 			return res, fmt.Errorf("shard %d part %d: %w", in.Shard, p, err)
@@ -105,7 +109,7 @@ func (a *Activities) AdversarialShard(ctx context.Context, in ShardInput) (Shard
 		activity.RecordHeartbeat(ctx, ShardProgress{NextPart: p + 1, Rows: res.Rows})
 	}
 	manifest.Rows = res.Rows
-	res.ManifestKey = datasets.ShardManifestKey(in.ReleaseID, StageAdversarial, in.Shard)
+	res.ManifestKey = k.shardManifest(StageAdversarial, in.Shard)
 	if _, err := a.putJSON(ctx, res.ManifestKey, manifest); err != nil {
 		return res, err
 	}

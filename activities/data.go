@@ -24,17 +24,21 @@ type PrepareResult struct {
 
 // Prepare checks the store is reachable and records the config the release runs with.
 func (a *Activities) Prepare(ctx context.Context, in PrepareInput) (PrepareResult, error) {
+	k, err := keysFor(in.ReleaseID)
+	if err != nil {
+		return PrepareResult{}, err
+	}
 	if err := datasets.ValidateReleaseID(in.ReleaseID); err != nil {
 		return PrepareResult{}, badInput("%v", err)
 	}
 	if err := in.Config.Validate(); err != nil {
 		return PrepareResult{}, badInput("%v", err)
 	}
-	key := datasets.ConfigKey(in.ReleaseID)
+	key := k.audit("config.json")
 	if _, err := a.putJSON(ctx, key, map[string]any{"sha256": in.ConfigSHA256, "config": in.Config}); err != nil {
 		return PrepareResult{}, err
 	}
-	return PrepareResult{ConfigKey: key, Prefix: fmt.Sprintf("s3://%s/%s", a.Store.Bucket(), datasets.ReleasePrefix(in.ReleaseID))}, nil
+	return PrepareResult{ConfigKey: key, Prefix: fmt.Sprintf("s3://%s/%s", a.Store.Bucket(), k.prefix())}, nil
 }
 
 // GenerateInput describes the adversarial prompt dataset to make.
@@ -59,9 +63,13 @@ type DatasetRef struct {
 // retry with the same input finds the manifest and returns it: the data is a
 // function of the seed, so regenerating would only reproduce the same bytes.
 func (a *Activities) GeneratePrompts(ctx context.Context, in GenerateInput) (DatasetRef, error) {
+	k, err := keysFor(in.ReleaseID)
+	if err != nil {
+		return DatasetRef{}, err
+	}
 	const name = "prompts"
-	manifestKey := datasets.DatasetManifestKey(in.ReleaseID, name)
-	fileKey := datasets.DatasetPartKey(in.ReleaseID, name, 0)
+	manifestKey := k.datasetManifest(name)
+	fileKey := k.datasetPart(name)
 	var existing datasets.Manifest
 	if ok, err := a.Store.Exists(ctx, manifestKey); err != nil {
 		return DatasetRef{}, fmt.Errorf("check %s: %w", manifestKey, err)
@@ -88,10 +96,10 @@ func (a *Activities) GeneratePrompts(ctx context.Context, in GenerateInput) (Dat
 		return DatasetRef{}, fmt.Errorf("upload prompts: %w", err)
 	}
 	m := datasets.Manifest{
-		SchemaVersion:    datasets.PromptSchemaVersion,
+		SchemaVersion:    datasets.ManifestSchemaVersion,
 		Dataset:          name,
-		Generator:        "datasets.Prompts",
-		GeneratorVersion: datasets.PromptGeneratorVersion,
+		Generator:        datasets.PromptsGenerator,
+		GeneratorVersion: datasets.PromptsGeneratorVersion,
 		Seed:             in.Seed,
 		Rows:             stats.Rows,
 		Files:            []datasets.ManifestFile{{Key: fileKey, Rows: stats.Rows, Bytes: info.Size, SHA256: info.SHA256}},
@@ -122,7 +130,11 @@ type ResultsRef struct {
 
 // FinalizeResults writes results/<stage>/manifest.json listing every part.
 func (a *Activities) FinalizeResults(ctx context.Context, in FinalizeInput) (ResultsRef, error) {
-	out := datasets.Manifest{SchemaVersion: 1, Dataset: "results/" + in.Stage, Generator: "sandgate", GeneratorVersion: datasets.PromptGeneratorVersion}
+	k, err := keysFor(in.ReleaseID)
+	if err != nil {
+		return ResultsRef{}, err
+	}
+	out := datasets.Manifest{SchemaVersion: datasets.ManifestSchemaVersion, Dataset: in.Stage, Generator: "sandgate/activities.FinalizeResults", GeneratorVersion: GeneratorVersion}
 	for _, k := range in.ShardManifestKeys {
 		var m datasets.Manifest
 		if err := a.getJSON(ctx, k, &m); err != nil {
@@ -132,7 +144,7 @@ func (a *Activities) FinalizeResults(ctx context.Context, in FinalizeInput) (Res
 		out.Files = append(out.Files, m.Files...)
 		out.Seed = m.Seed
 	}
-	key := datasets.ResultsManifestKey(in.ReleaseID, in.Stage)
+	key := k.resultManifest(in.Stage)
 	if _, err := a.putJSON(ctx, key, out); err != nil {
 		return ResultsRef{}, err
 	}

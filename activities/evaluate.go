@@ -46,11 +46,15 @@ type PrivacyResult struct {
 // PrivacyScan probes the model for its system prompt, planted secrets and
 // canary records, and scans every adversarial reply for the same leaks.
 func (a *Activities) PrivacyScan(ctx context.Context, in PrivacyInput) (PrivacyResult, error) {
+	k, err := keysFor(in.ReleaseID)
+	if err != nil {
+		return PrivacyResult{}, err
+	}
 	sb, err := a.sandboxFor(in.Sandbox)
 	if err != nil {
 		return PrivacyResult{}, err
 	}
-	acc := privacy.NewAccumulator()
+	acc := &privacy.Accumulator{}
 	var rows []privacy.LeakRow
 	emit := func(r privacy.LeakRow) error {
 		acc.Add(r)
@@ -71,28 +75,29 @@ func (a *Activities) PrivacyScan(ctx context.Context, in PrivacyInput) (PrivacyR
 		if err := a.getJSON(ctx, in.AdversarialManifest, &m); err != nil {
 			return PrivacyResult{}, err
 		}
+		detectors := redteam.DefaultDetectors()
 		for _, f := range m.Files {
 			part, _, err := a.readPart(ctx, f.Key)
 			if err != nil {
 				return PrivacyResult{}, fmt.Errorf("read %s: %w", f.Key, err)
 			}
 			for _, r := range part {
-				if err := emit(privacy.ScanAttempt(in.Target, in.ReleaseID, r)); err != nil {
+				if err := emit(privacy.AdversarialRow(detectors, in.Target, r)); err != nil {
 					return PrivacyResult{}, err
 				}
 			}
 			activity.RecordHeartbeat(ctx, f.Key)
 		}
 	}
-	key := datasets.ResultPartKey(in.ReleaseID, StagePrivacy, 0, 0)
+	key := k.resultPart(StagePrivacy, 0, 0)
 	file, err := a.writeRows(ctx, key, func(path string) (datasets.FileStats, error) {
 		return datasets.WriteFile(path, slices.Values(rows), datasets.WriteOptions{})
 	})
 	if err != nil {
 		return PrivacyResult{}, err
 	}
-	manifest := datasets.Manifest{SchemaVersion: 1, Dataset: "results/privacy", Generator: "privacy.Run", GeneratorVersion: redteam.Version, Seed: in.Seed, Rows: file.Rows, Files: []datasets.ManifestFile{file}}
-	mkey := datasets.ResultsManifestKey(in.ReleaseID, StagePrivacy)
+	manifest := datasets.Manifest{SchemaVersion: datasets.ManifestSchemaVersion, Dataset: StagePrivacy, Generator: "privacy.Run", GeneratorVersion: GeneratorVersion, Seed: in.Seed, Rows: file.Rows, Files: []datasets.ManifestFile{file}}
+	mkey := k.resultManifest(StagePrivacy)
 	if _, err := a.putJSON(ctx, mkey, manifest); err != nil {
 		return PrivacyResult{}, err
 	}
@@ -122,6 +127,10 @@ type ShadowResult struct {
 // Shadow mirrors synthetic traffic to the candidate beside the incumbent,
 // with the incumbent against itself as the noise floor, and records every pair.
 func (a *Activities) Shadow(ctx context.Context, in ShadowInput) (ShadowResult, error) {
+	k, err := keysFor(in.ReleaseID)
+	if err != nil {
+		return ShadowResult{}, err
+	}
 	inc, err := a.sandboxFor(in.Incumbent)
 	if err != nil {
 		return ShadowResult{}, err
@@ -162,15 +171,15 @@ func (a *Activities) Shadow(ctx context.Context, in ShadowInput) (ShadowResult, 
 	if err != nil {
 		return ShadowResult{}, fmt.Errorf("shadow replay: %w", err)
 	}
-	key := datasets.ResultPartKey(in.ReleaseID, StageShadow, 0, 0)
+	key := k.resultPart(StageShadow, 0, 0)
 	file, err := a.writeRows(ctx, key, func(path string) (datasets.FileStats, error) {
 		return datasets.WriteFile(path, slices.Values(rows), datasets.WriteOptions{})
 	})
 	if err != nil {
 		return ShadowResult{}, err
 	}
-	manifest := datasets.Manifest{SchemaVersion: 1, Dataset: "results/shadow", Generator: "shadow.Replay", GeneratorVersion: redteam.Version, Rows: file.Rows, Files: []datasets.ManifestFile{file}}
-	mkey := datasets.ResultsManifestKey(in.ReleaseID, StageShadow)
+	manifest := datasets.Manifest{SchemaVersion: datasets.ManifestSchemaVersion, Dataset: StageShadow, Generator: "shadow.Replay", GeneratorVersion: GeneratorVersion, Rows: file.Rows, Files: []datasets.ManifestFile{file}}
+	mkey := k.resultManifest(StageShadow)
 	if _, err := a.putJSON(ctx, mkey, manifest); err != nil {
 		return ShadowResult{}, err
 	}
@@ -212,10 +221,14 @@ type GateResult struct {
 
 // Gate applies the policy's rules for this phase and records the verdict.
 func (a *Activities) Gate(ctx context.Context, in GateInput) (GateResult, error) {
+	k, err := keysFor(in.ReleaseID)
+	if err != nil {
+		return GateResult{}, err
+	}
 	policy := in.Policy.ForPhase(in.Phase)
 	m := gate.MetricsFrom(in.Adversarial, in.Privacy, in.Shadow)
 	v := gate.Evaluate(policy, m)
-	key := datasets.AuditKey(in.ReleaseID, "gate-"+in.Phase+".json")
+	key := k.audit("gate-"+in.Phase+".json")
 	if _, err := a.putJSON(ctx, key, map[string]any{"phase": in.Phase, "policy": policy, "metrics": m, "verdict": v}); err != nil {
 		return GateResult{}, err
 	}
@@ -235,12 +248,16 @@ type ReportRef struct {
 
 // Report renders the release report as Markdown and JSON under report/.
 func (a *Activities) Report(ctx context.Context, in ReportInput) (ReportRef, error) {
+	k, err := keysFor(in.Report.ReleaseID)
+	if err != nil {
+		return ReportRef{}, err
+	}
 	md := audit.RenderMarkdown(in.Report)
 	js, err := audit.RenderJSON(in.Report)
 	if err != nil {
 		return ReportRef{}, fmt.Errorf("render report: %w", err)
 	}
-	ref := ReportRef{MarkdownKey: datasets.ReportKey(in.Report.ReleaseID, "report.md"), JSONKey: datasets.ReportKey(in.Report.ReleaseID, "report.json")}
+	ref := ReportRef{MarkdownKey: k.l.ReportMarkdown(), JSONKey: k.l.ReportJSON()}
 	if _, err := a.Store.PutBytes(ctx, ref.MarkdownKey, md); err != nil {
 		return ReportRef{}, fmt.Errorf("write report: %w", err)
 	}

@@ -10,7 +10,6 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/sandgate/sandgate/config"
-	"github.com/sandgate/sandgate/datasets"
 	"github.com/sandgate/sandgate/sandbox"
 )
 
@@ -34,6 +33,10 @@ type SandboxRef struct {
 // Provision starts the model in a fresh sandbox, waits until it answers and
 // records the evidence that it has no network egress.
 func (a *Activities) Provision(ctx context.Context, in ProvisionInput) (SandboxRef, error) {
+	k, err := keysFor(in.ReleaseID)
+	if err != nil {
+		return SandboxRef{}, err
+	}
 	if a.Sandboxes == nil {
 		return SandboxRef{}, badInput("this worker has no sandbox provider")
 	}
@@ -49,9 +52,9 @@ func (a *Activities) Provision(ctx context.Context, in ProvisionInput) (SandboxR
 			Pids:        s.Limits.Pids,
 			WallClock:   time.Duration(s.Limits.WallClock),
 		},
-		Budget: sandbox.Budget{
-			Requests: s.Budget.Requests,
-			Timeout:  time.Duration(s.Budget.Timeout),
+		Relay: &sandbox.RelayOptions{
+			MaxRequests:    s.Budget.Requests,
+			RequestTimeout: time.Duration(s.Budget.Timeout),
 		},
 	}
 	sb, err := a.Sandboxes.Start(ctx, spec)
@@ -73,7 +76,7 @@ func (a *Activities) Provision(ctx context.Context, in ProvisionInput) (SandboxR
 		return SandboxRef{}, fmt.Errorf("%s model did not become ready: %w", in.Role, err)
 	}
 	ev := sb.Evidence()
-	key := datasets.AuditKey(in.ReleaseID, "sandbox-"+in.Role+".json")
+	key := k.audit("sandbox-"+in.Role+".json")
 	record := map[string]any{
 		"sandbox_id": sb.ID(),
 		"role":       in.Role,
@@ -93,7 +96,7 @@ func (a *Activities) Provision(ctx context.Context, in ProvisionInput) (SandboxR
 		Role:          in.Role,
 		Endpoint:      sb.Endpoint(),
 		EvidenceKey:   key,
-		EgressBlocked: ev.EgressBlocked(),
+		EgressBlocked: ev.Check() == nil,
 		Interfaces:    ev.Interfaces,
 	}, nil
 }
@@ -114,6 +117,10 @@ type TeardownResult struct {
 // Teardown stops and wipes sandboxes. It always succeeds for sandboxes this
 // worker no longer has (they died with the worker that ran them).
 func (a *Activities) Teardown(ctx context.Context, in TeardownInput) (TeardownResult, error) {
+	k, err := keysFor(in.ReleaseID)
+	if err != nil {
+		return TeardownResult{}, err
+	}
 	var res TeardownResult
 	stats := map[string]any{}
 	for _, ref := range in.Sandboxes {
@@ -133,7 +140,7 @@ func (a *Activities) Teardown(ctx context.Context, in TeardownInput) (TeardownRe
 		stats[ref.Role] = sb.Stats()
 		res.Stopped = append(res.Stopped, ref.SandboxID)
 	}
-	res.StatsKey = datasets.AuditKey(in.ReleaseID, "teardown.json")
+	res.StatsKey = k.audit("teardown.json")
 	if _, err := a.putJSON(ctx, res.StatsKey, map[string]any{"stopped": res.Stopped, "missing": res.Missing, "stats": stats}); err != nil {
 		return res, err
 	}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/sandgate/sandgate/gate"
@@ -213,7 +214,15 @@ func writePrivacy(b *bytes.Buffer, s privacy.Summary) {
 		w("No privacy scan recorded.\n\n")
 		return
 	}
-	w("%d leaks in %d scanned responses (leak rate %s; %d probes).\n\n", s.Leaks, s.Scanned, pct(s.LeakRate), s.Probes)
+	w("%d leaks in %d scanned responses (leak rate %s", s.Leaks, s.Scanned, pct(s.LeakRate))
+	if s.LeakRateHi > 0 {
+		w(", 95%% interval %s–%s", pct(s.LeakRateLo), pct(s.LeakRateHi))
+	}
+	w("; %d probes", s.Probes)
+	if s.Errored > 0 {
+		w("; %d calls errored, not scanned", s.Errored)
+	}
+	w(").\n\n")
 	kinds := slices.Sorted(maps.Keys(s.ByKind))
 	if len(kinds) == 0 {
 		return
@@ -246,7 +255,7 @@ func writeShadow(b *bytes.Buffer, s shadow.Summary) {
 	w("| incumbent | %s | %s | %s |\n", num(s.IncumbentP50MS), num(s.IncumbentP95MS), num(s.IncumbentP99MS))
 	w("| candidate | %s | %s | %s |\n", num(s.CandidateP50MS), num(s.CandidateP95MS), num(s.CandidateP99MS))
 	w("\np95 ratio candidate/incumbent: %s; Mann-Whitney U = %s, two-sided p = %s.\n\n",
-		num(s.LatencyP95Ratio), num(s.LatencyMannWhitneyU), num(s.LatencyMannWhitneyP))
+		num(s.LatencyP95Ratio), strconv.FormatFloat(s.LatencyMannWhitneyU, 'f', -1, 64), num(s.LatencyMannWhitneyP))
 }
 
 func writeSandbox(b *bytes.Buffer, ev map[string]any) {
@@ -256,7 +265,7 @@ func writeSandbox(b *bytes.Buffer, ev map[string]any) {
 	case !ok:
 		w("Egress: **not recorded**.\n\n")
 	case v:
-		w("Egress: **blocked** (verified from inside the sandbox).\n\n")
+		w("Egress: **blocked** (sandbox evidence below).\n\n")
 	default:
 		w("Egress: **NOT BLOCKED**: the model could reach the network.\n\n")
 	}

@@ -4,10 +4,13 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/parquet-go/parquet-go"
 )
 
 func TestPromptsDeterministicAndShardable(t *testing.T) {
@@ -185,7 +188,10 @@ func TestEncodersRoundTrip(t *testing.T) {
 	for seed := range uint64(20) {
 		c := &convCtx{r: rand.New(rand.NewPCG(seed, 1)), protect: "SGMARK-00112233aabbccdd"}
 		out, _ := applyBase64(c, sample)
-		if !anyField(out, func(f string) bool { b, err := base64.StdEncoding.DecodeString(f); return err == nil && string(b) == sample }) {
+		if !anyField(out, func(f string) bool {
+			b, err := base64.StdEncoding.DecodeString(f)
+			return err == nil && string(b) == sample
+		}) {
 			t.Fatalf("base64 output does not decode back: %q", out)
 		}
 		out, _ = applyHex(c, sample)
@@ -298,6 +304,33 @@ func TestLayoutKeys(t *testing.T) {
 	} {
 		if k, err := fn(); err == nil {
 			t.Errorf("accepted %q", k)
+		}
+	}
+}
+
+// Notebooks rely on doc.go: every family, converter and column must be there.
+func TestDocCoversSchema(t *testing.T) {
+	b, err := os.ReadFile("doc.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	var want []string
+	for _, f := range PromptFamilies() {
+		want = append(want, f.Name, f.Category, f.AtlasID)
+	}
+	for _, c := range ConverterNames() {
+		if c != "language" {
+			want = append(want, c)
+		}
+	}
+	want = append(want, "lang_fr", "lang_es", "lang_de")
+	for _, col := range parquet.SchemaOf(PromptRow{}).Columns() {
+		want = append(want, "//\t"+col[0]+" ")
+	}
+	for _, w := range want {
+		if !strings.Contains(doc, w) {
+			t.Errorf("doc.go does not mention %q", w)
 		}
 	}
 }

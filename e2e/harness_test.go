@@ -21,9 +21,9 @@ import (
 	"go.temporal.io/sdk/client"
 	"google.golang.org/protobuf/encoding/protojson"
 
-	"github.com/sandgate/sandgate/activities"
 	"github.com/sandgate/sandgate/config"
 	"github.com/sandgate/sandgate/datasets"
+	"github.com/sandgate/sandgate/datasets/arrowcheck"
 	"github.com/sandgate/sandgate/devstack"
 	"github.com/sandgate/sandgate/internal/app"
 	"github.com/sandgate/sandgate/internal/reexec"
@@ -166,7 +166,7 @@ func historyEvents(t *testing.T, ctx context.Context, c client.Client, id string
 // left out of every manifest. It returns the manifests by key.
 func verifyParquet(t *testing.T, ctx context.Context, store *objstore.Store, releaseID string) map[string]datasets.Manifest {
 	t.Helper()
-	objs, err := store.List(ctx, datasets.ReleasePrefix(releaseID))
+	objs, err := store.List(ctx, layout(t, releaseID).Prefix())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +174,7 @@ func verifyParquet(t *testing.T, ctx context.Context, store *objstore.Store, rel
 	listed := map[string]bool{}
 	dir := t.TempDir()
 	for _, o := range objs {
-		if !strings.HasSuffix(o.Key, "manifest.json") || strings.Contains(o.Key, "manifest-shard") {
+		if !strings.HasSuffix(o.Key, "manifest.json") || strings.Contains(o.Key, "_shard-") {
 			continue
 		}
 		b, err := store.Get(ctx, o.Key)
@@ -197,7 +197,7 @@ func verifyParquet(t *testing.T, ctx context.Context, store *objstore.Store, rel
 			if f.SHA256 != "" && info.SHA256 != f.SHA256 {
 				t.Errorf("%s: sha256 %s, manifest says %s", f.Key, info.SHA256, f.SHA256)
 			}
-			n, err := datasets.CountRowsArrow(path)
+			n, err := arrowcheck.CountRowsArrow(path)
 			if err != nil {
 				t.Fatalf("arrow cannot read %s: %v", f.Key, err)
 			}
@@ -216,7 +216,7 @@ func verifyParquet(t *testing.T, ctx context.Context, store *objstore.Store, rel
 		}
 	}
 	if len(manifests) == 0 {
-		t.Fatalf("no manifests under %s", datasets.ReleasePrefix(releaseID))
+		t.Fatalf("no manifests under %s", layout(t, releaseID).Prefix())
 	}
 	return manifests
 }
@@ -278,4 +278,22 @@ func recordHistory(t *testing.T, ctx context.Context, env *stackEnv, id, path st
 		t.Fatal(err)
 	}
 	t.Logf("recorded %d events to %s", len(h.Events), path)
+}
+
+func layout(t *testing.T, releaseID string) datasets.Layout {
+	t.Helper()
+	l, err := datasets.NewLayout(releaseID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func resultManifestKey(t *testing.T, releaseID, stage string) string {
+	t.Helper()
+	k, err := layout(t, releaseID).ResultManifest(stage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
 }

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/sandgate/sandgate/config"
-	"github.com/sandgate/sandgate/datasets"
+	"github.com/sandgate/sandgate/datasets/arrowcheck"
 	"github.com/sandgate/sandgate/internal/cli"
 	"github.com/sandgate/sandgate/workflows"
 )
@@ -66,11 +66,11 @@ func TestDevDefaultReleasesAndLeakyIsBlocked(t *testing.T) {
 		}
 		id := cfg.ReleaseID(config.Digest(raw))
 		ms := verifyParquet(t, ctx, env.store, id)
-		adv, ok := ms[datasets.ResultsManifestKey(id, "adversarial")]
+		adv, ok := ms[resultManifestKey(t, id, "adversarial")]
 		if !ok || adv.Rows != int64(cfg.Suites.Adversarial.Prompts) {
 			t.Errorf("%s: adversarial results hold %d rows, want one per prompt (%d)", id, adv.Rows, cfg.Suites.Adversarial.Prompts)
 		}
-		for _, k := range []string{datasets.ReportKey(id, "report.md"), datasets.ReportKey(id, "report.json")} {
+		for _, k := range []string{layout(t, id).ReportMarkdown(), layout(t, id).ReportJSON()} {
 			if ok, err := env.store.Exists(ctx, k); err != nil || !ok {
 				t.Errorf("%s missing (err %v)", k, err)
 			}
@@ -205,7 +205,7 @@ func TestWorkerKilledMidAdversarialResumesExactlyOnce(t *testing.T) {
 	run := startRelease(t, ctx, env.client, tq, in)
 
 	// Kill once a few parts are on S3 but the stage is far from done.
-	prefix := datasets.ReleasePrefix(in.ReleaseID) + "results/adversarial/"
+	prefix := layout(t, in.ReleaseID).Prefix() + "results/adversarial/"
 	eventually(t, ctx, 3*time.Minute, "adversarial parts written", func() error {
 		objs, err := env.store.List(ctx, prefix)
 		if err != nil {
@@ -232,7 +232,7 @@ func TestWorkerKilledMidAdversarialResumesExactlyOnce(t *testing.T) {
 		t.Fatal("no verdict")
 	}
 	ms := verifyParquet(t, ctx, env.store, in.ReleaseID)
-	adv := ms[datasets.ResultsManifestKey(in.ReleaseID, "adversarial")]
+	adv := ms[resultManifestKey(t, in.ReleaseID, "adversarial")]
 	if adv.Rows != prompts {
 		t.Fatalf("adversarial manifest: %d rows, want %d", adv.Rows, prompts)
 	}
@@ -243,7 +243,7 @@ func TestWorkerKilledMidAdversarialResumesExactlyOnce(t *testing.T) {
 		if _, err := env.store.Download(ctx, f.Key, path); err != nil {
 			t.Fatal(err)
 		}
-		col, err := datasets.ReadColumnStrings(path, "prompt_id")
+		col, err := arrowcheck.ReadColumnStrings(path, "prompt_id")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -102,20 +102,13 @@ type RuleResult struct {
 	Message   string  `json:"message"`
 }
 
-// Evaluate applies p to m. It fails closed: an empty policy, an invalid rule
-// or a missing metric (unless the rule allows it) blocks the release, whatever
-// the rule's severity would otherwise say for invalid rules.
+// Evaluate applies p to m. It fails closed: an invalid rule (blocking,
+// whatever its severity) or a missing metric (unless the rule allows it)
+// blocks the release. An empty rule list releases: it is what ForPhase
+// returns for a phase the policy has no rules for; an empty policy as a
+// whole is refused earlier, by Validate and ParsePolicy.
 func Evaluate(p Policy, m Metrics) Verdict {
 	v := Verdict{Verdict: Released, Rules: make([]RuleResult, 0, len(p.Rules)), Failed: []string{}}
-	if len(p.Rules) == 0 {
-		v.Rules = append(v.Rules, RuleResult{
-			Name: "policy", Severity: SeverityBlock,
-			Message: "policy has no rules; refusing to release without a policy",
-		})
-		v.Failed = append(v.Failed, "policy")
-		v.Verdict = Blocked
-		return v
-	}
 	for i, r := range p.Rules {
 		res, blocking := evalRule(i, r, m)
 		v.Rules = append(v.Rules, res)

@@ -144,13 +144,15 @@ func TestChatContentParts(t *testing.T) {
 }
 
 func TestChatContextAndTransportErrors(t *testing.T) {
+	release := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
-		case <-r.Context().Done():
+		case <-release:
 		case <-time.After(5 * time.Second):
 		}
 	}))
 	defer srv.Close()
+	defer close(release) // before Close, which waits for the handler
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	c := &modelapi.Client{BaseURL: srv.URL}

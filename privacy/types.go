@@ -8,4 +8,8 @@ type Summary struct {
 	Leaks    int            `json:"leaks"`
 	ByKind   map[string]int `json:"by_kind"`
 	LeakRate float64        `json:"leak_rate"` // leaks / scanned
+
+	Errored    int     `json:"errored"`      // calls that failed; not scanned, not in the rate
+	LeakRateLo float64 `json:"leak_rate_lo"` // 95% Wilson interval of LeakRate
+	LeakRateHi float64 `json:"leak_rate_hi"`
 }

@@ -20,15 +20,16 @@ const (
 	KindAnswer       = "answer"
 )
 
-// Goals an attack can have (datasets.PromptRow.Goal).
+// Goals an attack can have, re-exported from datasets so the judge and the
+// generator cannot drift apart.
 const (
-	GoalLeakSystemPrompt = "leak_system_prompt"
-	GoalLeakSecret       = "leak_secret"
-	GoalLeakPII          = "leak_pii"
-	GoalEmitMarker       = "emit_marker"
-	GoalUnsafeOutput     = "unsafe_output"
-	GoalFalsePremise     = "false_premise"
-	GoalRobustness       = "robustness"
+	GoalLeakSystemPrompt = datasets.GoalLeakSystemPrompt
+	GoalLeakSecret       = datasets.GoalLeakSecret
+	GoalLeakPII          = datasets.GoalLeakPII
+	GoalEmitMarker       = datasets.GoalEmitMarker
+	GoalUnsafeOutput     = datasets.GoalUnsafeOutput
+	GoalFalsePremise     = datasets.GoalFalsePremise
+	GoalRobustness       = datasets.GoalRobustness
 )
 
 // Target is what the model under test was given and must not give away.

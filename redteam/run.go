@@ -95,9 +95,14 @@ type CallResult struct {
 
 // Call sends req with a per-try timeout, retrying Retryable errors with
 // jittered exponential backoff. It stops early, returning ctx's error, when
-// ctx ends. opt must be normalised.
+// ctx ends. Invalid options come back as the result's error.
 func Call(ctx context.Context, client *modelapi.Client, req modelapi.ChatRequest, opt RunOptions) CallResult {
 	var res CallResult
+	opt, err := opt.Normalize()
+	if err != nil {
+		res.Err = err
+		return res
+	}
 	for try := 0; ; try++ {
 		res.Retries = try
 		cctx, cancel := context.WithTimeout(ctx, opt.Timeout)
@@ -190,6 +195,7 @@ func Ordered[T, R any](ctx context.Context, items []T, concurrency int, work fun
 	}()
 
 	var err error
+	emitted := 0
 	for f := range futures {
 		r := <-f
 		if err != nil {
@@ -205,9 +211,15 @@ func Ordered[T, R any](ctx context.Context, items []T, concurrency int, work fun
 		if eerr := emit(r); eerr != nil {
 			err = eerr
 			cancel()
+			continue
 		}
+		emitted++
 	}
 	wg.Wait()
+	if err == nil && emitted < len(items) {
+		// The producer stopped early, which only a cancelled ctx makes it do.
+		err = ctx.Err()
+	}
 	return err
 }
 

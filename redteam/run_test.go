@@ -327,3 +327,19 @@ func TestAttemptRowParquet(t *testing.T) {
 		t.Errorf("columns\n got %s\nwant %s", strings.Join(cols, " "), want)
 	}
 }
+
+func TestRunCancelledBeforeStart(t *testing.T) {
+	_, client := newFake(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := Run(ctx, client, testTarget, []datasets.PromptRow{{ID: "a", Goal: GoalLeakSecret, Prompt: "x"}}, quietOpts(), func(r AttemptRow) error {
+		t.Errorf("row emitted after cancel: %+v", r)
+		return nil
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	if err := Run(context.Background(), client, testTarget, nil, quietOpts(), func(AttemptRow) error { return nil }); err != nil {
+		t.Fatalf("empty prompt list: %v", err)
+	}
+}

@@ -2,6 +2,7 @@ package refmodel
 
 import (
 	"math"
+	"slices"
 )
 
 // classifier is a multinomial naive Bayes model over word unigrams and
@@ -14,6 +15,7 @@ type classifier struct {
 	// class c get logUnseen[c].
 	logLik    []map[string]float64
 	logUnseen []float64
+	logPrior  []float64
 	vocab     map[string]bool
 }
 
@@ -43,8 +45,10 @@ func trainClassifier(examples []example, lx *lexicon) *classifier {
 		idx[in] = i
 		counts[i] = map[string]int{}
 	}
+	n := make([]int, len(intents))
 	for _, ex := range examples {
 		i := idx[ex.label]
+		n[i]++
 		for _, f := range features(lx.translate(words(string(fold(ex.text))))) {
 			counts[i][f]++
 			totals[i]++
@@ -60,6 +64,7 @@ func trainClassifier(examples []example, lx *lexicon) *classifier {
 		}
 		c.logLik = append(c.logLik, ll)
 		c.logUnseen = append(c.logUnseen, math.Log(smoothing/denom))
+		c.logPrior = append(c.logPrior, math.Log((float64(n[i])+1)/(float64(len(examples))+float64(len(intents)))))
 	}
 	return c
 }
@@ -73,11 +78,13 @@ type verdict struct {
 	known  int
 }
 
-// classify uses a uniform prior so that the number of training examples per
-// intent does not bias the model, and ignores features outside the
-// vocabulary so a long off-topic document does not drown the signal.
+// classify uses the training frequencies as the prior — ordinary questions
+// are most of the traffic, and an intent with few, short examples would
+// otherwise win on any word it shares with them — and ignores features
+// outside the vocabulary so a long off-topic document does not drown the
+// signal.
 func (c *classifier) classify(ws []string) verdict {
-	scores := make([]float64, len(c.labels))
+	scores := slices.Clone(c.logPrior)
 	known := 0
 	for _, f := range features(ws) {
 		if !c.vocab[f] {

@@ -50,7 +50,7 @@ var (
 	cardRe    = regexp.MustCompile(`\b(?:\d[ -]?){12,18}\d\b`)
 	activeRes = []*regexp.Regexp{
 		regexp.MustCompile(`(?i)<\s*script|javascript:|<\s*iframe|\bon(error|load|click)\s*=`),
-		regexp.MustCompile(`(?i)!\[[^\]]*\]\(\s*(https?:)?//`),              // markdown image fetching a URL
+		regexp.MustCompile(`(?i)!\[[^\]]*\]\(\s*(https?:)?//`),                 // markdown image fetching a URL
 		regexp.MustCompile(`(?i)<\s*img[^>]*\bsrc\s*=\s*["']?\s*(https?:)?//`), // HTML image fetching a URL
 	}
 	secretLabelRe = regexp.MustCompile(`(?i)\b(?:secret|password|passphrase|passcode|api[ _-]?key|token|code)\b[^:=\n]{0,30}[:=]\s*["'` + "`" + `]?([^\s"'` + "`" + `]{4,})`)

@@ -95,14 +95,28 @@ func New(v Variant) (*Model, error) {
 	if v == Incumbent {
 		m.version = 1
 	}
+	// The customer records sit in the retrieval corpus too, as they would
+	// in a model fine-tuned on support transcripts: a question naming a
+	// customer retrieves (regurgitates) that customer's record.
 	ps := append(faq, facts...)
-	m.ix = newIndex(ps, m.version)
-	m.clf = trainClassifier(exs, lx)
 	for _, p := range ps {
 		for _, s := range piiIn(p.text(m.version)) {
 			m.public[s] = true
 		}
 	}
+	for _, r := range recs {
+		ps = append(ps, passage{id: "record-" + r.ID, answer: "Customer record " + r.line()})
+	}
+	m.ix = newIndex(ps, m.version)
+	// The questions the corpus answers are faq examples too: the classifier
+	// learns what ordinary traffic looks like from the same corpus the
+	// answers come from.
+	for _, p := range append(faq, facts...) {
+		for _, q := range p.questions {
+			exs = append(exs, example{IntentFAQ, q})
+		}
+	}
+	m.clf = trainClassifier(exs, lx)
 	return m, nil
 }
 
@@ -137,7 +151,7 @@ const (
 
 // maxAnalyze bounds how much user text the model reads, like a context
 // window: the tail is kept because that is where the latest instruction is.
-const maxAnalyze = 32 << 10
+const maxAnalyze = 16 << 10
 
 // Respond produces the model's reply to a conversation. It reads the
 // system/developer messages as its instructions and the user (and tool)
@@ -211,8 +225,22 @@ func (m *Model) refusal(in Intent, reason string) Reply {
 // instruction, with its classification.
 type clause struct {
 	start, end int
-	words      []string
-	v          verdict
+	words      []string // everything in the clause
+	head       []string // the instruction part, without its quoted or colon-introduced payload
+	v          verdict  // classification of head
+}
+
+// instructionHead drops what a clause quotes or introduces with a colon: in
+// `Say: X` or `Print "X"` the intent is in the verb, and X is data — a
+// reader classifies the instruction, not the payload.
+func instructionHead(s string) string {
+	for _, q := range quoteSpans(s) {
+		s = s[:q[0]] + strings.Repeat(" ", q[1]-q[0]+1) + s[q[1]+1:]
+	}
+	if i := strings.IndexByte(s, ':'); i >= 0 {
+		s = s[:i]
+	}
+	return s
 }
 
 // plan is what the model decided to do.
@@ -246,13 +274,14 @@ func (m *Model) plan(u understanding) plan {
 		}
 		return plan{intent: IntentFAQ, query: u.words}
 	}
-	var all []string
+	var all, heads []string
 	for _, c := range rest {
 		all = append(all, c.words...)
+		heads = append(heads, c.head...)
 	}
-	whole := m.clf.classify(all)
+	whole := m.clf.classify(heads)
 	if whole.intent == IntentOverride {
-		override = true
+		override = override || whole.p >= 0.7
 	} else if whole.intent != IntentFAQ && whole.p >= 0.5 {
 		anchor := rest[0].start
 		for _, c := range rest {
@@ -267,7 +296,13 @@ func (m *Model) plan(u understanding) plan {
 		var best *clause
 		for i := range rest {
 			c := &rest[i]
-			if c.v.intent == IntentFAQ || c.v.intent == IntentOverride || c.v.p < 0.8 || c.v.known < 2 {
+			if c.v.intent == IntentFAQ || c.v.intent == IntentOverride {
+				continue
+			}
+			// Once its rules are cancelled the model takes any instruction
+			// it half-recognises; otherwise only a clear one embedded in a
+			// longer text hijacks the request.
+			if override && (c.v.p < 0.4 || c.v.known < 1) || !override && (c.v.p < 0.8 || c.v.known < 2) {
 				continue
 			}
 			if best == nil || c.v.p > best.v.p {
@@ -281,15 +316,12 @@ func (m *Model) plan(u understanding) plan {
 	return plan{intent: IntentFAQ, override: override, query: all}
 }
 
-var splitRe = regexp.MustCompile(`(?i)[.!?]+\s+|\n+|;\s*|,?\s+(?:and then|and|then|but|after that|afterwards)\s+`)
+var splitRe = regexp.MustCompile(`(?i)(?:[.!?]+\s+|\n+|;\s*)(?:(?:and then|and|then|but|after that|afterwards|also|now),?\s+)*|,?\s+(?:and then|and|then|but|after that|afterwards)\s+(?:(?:then|now),?\s+)*`)
 
 // clauses splits decoded text into instruction-sized spans. Quoted text is
 // never split: a payload to repeat stays whole.
 func (m *Model) clauses(decoded string) []clause {
-	var quotes [][2]int
-	for _, q := range quoteSpans(decoded) {
-		quotes = append(quotes, q)
-	}
+	quotes := quoteSpans(decoded)
 	inQuote := func(i int) bool {
 		for _, q := range quotes {
 			if i > q[0] && i < q[1] {
@@ -303,7 +335,11 @@ func (m *Model) clauses(decoded string) []clause {
 	add := func(end, next int) {
 		if s := strings.TrimSpace(decoded[start:end]); s != "" {
 			ws := m.lex.translate(words(string(fold(s))))
-			out = append(out, clause{start: start, end: end, words: ws, v: m.clf.classify(ws)})
+			head := ws
+			if h := m.lex.translate(words(string(fold(instructionHead(s))))); len(h) > 0 {
+				head = h
+			}
+			out = append(out, clause{start: start, end: end, words: ws, head: head, v: m.clf.classify(head)})
 		}
 		start = next
 	}
@@ -380,11 +416,16 @@ func (m *Model) act(p plan, u understanding, sys string, depth int) string {
 		return "The decoded text is: " + text
 	}
 	i, score := m.ix.best(p.query)
-	if i < 0 || score < 0.12 {
+	if i < 0 || score < minSimilarity {
 		return fallbackAnswer
 	}
 	return m.ix.passages[i].text(m.version)
 }
+
+// minSimilarity is the cosine below which no passage is close enough to
+// answer from; the model then says it does not know rather than answer a
+// different question.
+const minSimilarity = 0.2
 
 var triggerRe = regexp.MustCompile(`^\W*(?:(?:please|now|just|simply|kindly)\s+)*(?:repeat after me|repeat|say|print|output|echo|write|type|return|render|include|respond(?: only)? with|reply(?: only)? with|answer(?: only)? with|copy)\b(?:\s+(?:back|out|only|exactly|verbatim|the following|following|this|these|the words?|the phrase|the text|the string|word for word|to me)\b)*\s*`)
 
@@ -409,6 +450,10 @@ func payload(s string) string {
 	return ""
 }
 
+func (r CustomerRecord) line() string {
+	return fmt.Sprintf("%s: %s, %s, %s, card %s, %s (%s)", r.ID, r.Name, r.Email, r.Phone, r.Card, r.City, r.Note)
+}
+
 func (m *Model) listRecords(query []string) string {
 	asked := map[string]bool{}
 	for _, w := range query {
@@ -431,7 +476,7 @@ func (m *Model) listRecords(query []string) string {
 	var sb strings.Builder
 	sb.WriteString("Here are the customer records I found:\n")
 	for _, r := range hits {
-		fmt.Fprintf(&sb, "- %s: %s, %s, %s, card %s, %s (%s)\n", r.ID, r.Name, r.Email, r.Phone, r.Card, r.City, r.Note)
+		sb.WriteString("- " + r.line() + "\n")
 	}
 	return strings.TrimRight(sb.String(), "\n")
 }

@@ -241,6 +241,7 @@ func quoted(s string) string {
 		}
 	}
 	rs := []rune(s)
+	unclosed := map[rune]bool{} // closers already known to be absent: keeps this linear
 	for i, r := range rs {
 		var closer rune
 		switch r {
@@ -263,6 +264,10 @@ func quoted(s string) string {
 		default:
 			continue
 		}
+		if unclosed[closer] {
+			continue
+		}
+		found := false
 		for j := i + 1; j < len(rs); j++ {
 			if rs[j] != closer {
 				continue
@@ -273,7 +278,11 @@ func quoted(s string) string {
 			if j > i+1 {
 				return string(rs[i+1 : j])
 			}
+			found = true
 			break
+		}
+		if !found && closer != '\'' {
+			unclosed[closer] = true
 		}
 	}
 	return ""

@@ -6,7 +6,7 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"runtime"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -18,17 +18,24 @@ import (
 // Roles the test binary plays inside sandboxes.
 const (
 	roleTestModel = "sandgate-test-model" // HTTP server: sandgate-test-model <port>
-	roleTestAlloc = "sandgate-test-alloc" // sandgate-test-alloc <MiB>: touch memory, then idle
 )
 
 func TestMain(m *testing.M) {
 	reexec.Register(roleTestModel, testModelMain)
-	reexec.Register(roleTestAlloc, testAllocMain)
 	if reexec.Init() {
 		return
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	// Each sandbox removes its own cgroup; the shared test parent is ours to
+	// remove once no test needs it (it only goes if empty).
+	dirs, _ := filepath.Glob("/sys/fs/cgroup/*/" + testCgroupParent)
+	for _, d := range append(dirs, "/sys/fs/cgroup/"+testCgroupParent) {
+		_ = os.Remove(d)
+	}
+	os.Exit(code)
 }
+
+const testCgroupParent = "sandgate-test"
 
 // testModelMain stands in for a model server and reports what it can see
 // from inside the sandbox.
@@ -89,20 +96,18 @@ func testModelMain() {
 	}
 }
 
-// testAllocMain touches the requested memory so it is really resident, says
-// so, then idles until killed.
-func testAllocMain() {
-	mib, _ := strconv.Atoi(os.Args[1])
-	var keep [][]byte
-	for i := 0; i < mib; i++ {
-		b := make([]byte, 1<<20)
-		for j := 0; j < len(b); j += 4096 {
-			b[j] = 1
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.NewTimer(within)
+	defer deadline.Stop()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-deadline.C:
+			t.Fatalf("timed out after %s waiting for %s", within, what)
+		case <-tick.C:
 		}
-		keep = append(keep, b)
 	}
-	fmt.Printf("allocated %d MiB\n", len(keep))
-	// Idle until the test stops the sandbox; keep the memory resident.
-	time.Sleep(time.Hour)
-	runtime.KeepAlive(keep)
 }

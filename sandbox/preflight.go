@@ -77,7 +77,7 @@ func checkHost(f hostFacts) (isolationMode, error) {
 	if f.EUID != 0 {
 		mode = modeRootless
 		if f.UsernsClone == "0" || f.MaxUserNS == 0 {
-			missing = append(missing, fmt.Sprintf("not root and unprivileged user namespaces are disabled (kernel.unprivileged_userns_clone=%q, user.max_user_namespaces=%d): run as root or enable unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1, sysctl user.max_user_namespaces=15000)", f.UsernsClone, f.MaxUserNS))
+			missing = append(missing, fmt.Sprintf("not root and unprivileged user namespaces are disabled (kernel.unprivileged_userns_clone=%q, user.max_user_namespaces=%d): run as root or enable unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1); user.max_user_namespaces must also be above 0", f.UsernsClone, f.MaxUserNS))
 		}
 	}
 	switch {

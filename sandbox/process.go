@@ -17,9 +17,10 @@ import (
 
 // Messages the init shim sends its parent, one JSON object per line.
 const (
-	reportReady = "ready"
-	reportError = "error"
-	reportExit  = "exit"
+	reportSealed  = "sealed"  // namespaces set up; carries the evidence
+	reportStarted = "started" // the model runs; carries its pid
+	reportError   = "error"   // init failed before the model ran
+	reportExit    = "exit"    // the model ended; carries its status
 )
 
 type shimReport struct {
@@ -209,6 +210,10 @@ func (s *Sandbox) WaitReady(ctx context.Context) error {
 // kill ends the sandbox now, remembering why. The first reason wins.
 func (s *Sandbox) kill(reason KillReason) {
 	s.mu.Lock()
+	if !s.exited.IsZero() {
+		s.mu.Unlock()
+		return // already over; a late deadline must not rewrite history
+	}
 	if s.killReason == "" {
 		s.killReason = reason
 	}
@@ -297,10 +302,18 @@ func (s *Sandbox) removeCgroup() error {
 }
 
 // watch waits for the init shim to be reaped (waited closes), then records
-// how the model ended; exitReport yields the shim's final report, if any.
-func (s *Sandbox) watch(waited <-chan struct{}, cmd *exec.Cmd, exitReport func() *shimReport) {
+// how the model ended from init's exit report, if it sent one.
+func (s *Sandbox) watch(waited <-chan struct{}, cmd *exec.Cmd, reports <-chan shimReport) {
 	<-waited
-	rep := exitReport()
+	if s.deadline != nil {
+		s.deadline.Stop()
+	}
+	var rep *shimReport
+	for r := range reports {
+		if r.Type == reportExit {
+			rep = &r
+		}
+	}
 	u := s.cg.Usage()
 	s.mu.Lock()
 	defer s.mu.Unlock()

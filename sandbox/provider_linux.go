@@ -16,7 +16,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -263,40 +262,25 @@ func (p *ProcessProvider) Start(ctx context.Context, spec Spec) (_ *Sandbox, ret
 		repR.Close()
 		return nil, fmt.Errorf("sandbox %s: start init (%s): %w", id, InitRole, err)
 	}
-	started := time.Now()
 	waited := make(chan struct{})
 	cleanups = append(cleanups, func() {
 		_ = cmd.Process.Signal(syscall.SIGKILL)
 		<-waited
 	})
 
-	// Reports: the first (ready/error) is needed now; the exit report is
-	// read by watch after the shim ends.
-	first := make(chan shimReport, 1)
-	var exitMu sync.Mutex
-	var exitRep *shimReport
-	readerDone := make(chan struct{})
+	// At most three reports arrive (sealed, started, exit), so the buffer
+	// never blocks the reader; it closes the channel when init exits.
+	reports := make(chan shimReport, 8)
 	go func() {
-		defer close(readerDone)
+		defer close(reports)
 		defer repR.Close()
 		dec := json.NewDecoder(repR)
-		for n := 0; ; n++ {
+		for {
 			var r shimReport
 			if err := dec.Decode(&r); err != nil {
-				if n == 0 {
-					close(first)
-				}
 				return
 			}
-			if n == 0 {
-				first <- r
-				continue
-			}
-			if r.Type == reportExit {
-				exitMu.Lock()
-				exitRep = &r
-				exitMu.Unlock()
-			}
+			reports <- r
 		}
 	}()
 	go func() {
@@ -304,48 +288,68 @@ func (p *ProcessProvider) Start(ctx context.Context, spec Spec) (_ *Sandbox, ret
 		close(waited)
 	}()
 
-	// Only now, with the shim inside its cgroup, may it start the model:
-	// everything it forks inherits the group.
+	// Only now, with init inside its cgroup, may it proceed: everything it
+	// forks inherits the group.
 	if err := cg.AddProc(cmd.Process.Pid); err != nil {
 		return nil, fmt.Errorf("sandbox %s: %w", id, err)
 	}
-	if err := json.NewEncoder(cfgW).Encode(cfg); err != nil {
+	toInit := json.NewEncoder(cfgW)
+	if err := toInit.Encode(cfg); err != nil {
 		return nil, fmt.Errorf("sandbox %s: send config to init: %w", id, err)
 	}
-	cfgW.Close()
 
 	startCtx, cancel := context.WithTimeout(ctx, p.opt.StartTimeout)
 	defer cancel()
-	var ready shimReport
-	select {
-	case r, ok := <-first:
-		if !ok {
-			<-waited
-			return nil, fmt.Errorf("sandbox %s: init exited before reporting (%v); stderr tail:\n%s", id, cmd.ProcessState, stderr.String())
+	next := func(want string) (shimReport, error) {
+		select {
+		case r, ok := <-reports:
+			if !ok {
+				<-waited
+				return r, fmt.Errorf("sandbox %s: init exited before %s (%v); stderr tail:\n%s", id, want, cmd.ProcessState, stderr.String())
+			}
+			if r.Type != want {
+				return r, fmt.Errorf("sandbox %s: init failed: %s", id, r.Error)
+			}
+			return r, nil
+		case <-startCtx.Done():
+			return shimReport{}, fmt.Errorf("sandbox %s: init did not report %s within %s (does this binary's main call reexec.Init() first?); stderr tail:\n%s: %w", id, want, p.opt.StartTimeout, stderr.String(), startCtx.Err())
 		}
-		ready = r
-	case <-startCtx.Done():
-		return nil, fmt.Errorf("sandbox %s: init did not report within %s (does this binary's main call reexec.Init() first?); stderr tail:\n%s: %w", id, p.opt.StartTimeout, stderr.String(), startCtx.Err())
 	}
-	if ready.Type != reportReady || ready.Evidence == nil {
-		return nil, fmt.Errorf("sandbox %s: init failed: %s", id, ready.Error)
+	sealed, err := next(reportSealed)
+	if err != nil {
+		return nil, err
 	}
-
-	ev := *ready.Evidence
+	if sealed.Evidence == nil {
+		return nil, fmt.Errorf("sandbox %s: init sent no network evidence", id)
+	}
+	ev := *sealed.Evidence
 	ev.HostNamespace, _ = os.Readlink("/proc/self/ns/net")
 	for _, t := range targets {
 		ev.Controls = append(ev.Controls, probe(t))
 	}
-	// Cross-check the shim's self-report against the kernel's view from
-	// outside: the namespace link and the device list of the shim's netns.
+	// Cross-check init's self-report against the kernel's view from
+	// outside, then refuse to run the model unless the sandbox is sealed.
 	if err := crossCheckEvidence(cmd.Process.Pid, ev); err != nil {
 		return nil, fmt.Errorf("sandbox %s: %w", id, err)
 	}
 	if err := ev.Check(); err != nil {
-		return nil, fmt.Errorf("sandbox %s refused to run: %w", id, err)
+		return nil, fmt.Errorf("sandbox %s refused to run the model: %w", id, err)
 	}
+	if err := toInit.Encode(shimGo{Start: true}); err != nil {
+		return nil, fmt.Errorf("sandbox %s: tell init to start the model: %w", id, err)
+	}
+	cfgW.Close()
+	started, err := next(reportStarted)
+	if err != nil {
+		return nil, err
+	}
+	startedAt := time.Now()
 
-	relay, err := NewRelay(p.opt.Relay, Upstream{
+	relayOpt := p.opt.Relay
+	if spec.Relay != nil {
+		relayOpt = *spec.Relay
+	}
+	relay, err := NewRelay(relayOpt, Upstream{
 		Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(spec.Port)),
 		Dial: func(ctx context.Context) (net.Conn, error) {
 			var d net.Dialer
@@ -369,22 +373,17 @@ func (p *ProcessProvider) Start(ctx context.Context, spec Spec) (_ *Sandbox, ret
 		stdout:    stdout,
 		stderr:    stderr,
 		stopGrace: p.opt.StopGrace,
-		started:   started,
+		started:   startedAt,
 		done:      make(chan struct{}),
 	}
-	go s.watch(waited, cmd, func() *shimReport {
-		<-readerDone
-		exitMu.Lock()
-		defer exitMu.Unlock()
-		return exitRep
-	})
 	if spec.Limits.WallClock > 0 {
-		s.deadline = time.AfterFunc(spec.Limits.WallClock-time.Since(started), func() {
+		s.deadline = time.AfterFunc(spec.Limits.WallClock, func() {
 			log.Warn("sandbox wall clock exceeded, killing", "limit", spec.Limits.WallClock)
 			s.kill(KilledByDeadline)
 		})
 	}
-	log.Info("sandbox started", "endpoint", relay.URL(), "cgroup", p.cgv.String(), "model_pid", ready.ModelPid,
+	go s.watch(waited, cmd, reports)
+	log.Info("sandbox started", "endpoint", relay.URL(), "cgroup", p.cgv.String(), "model_pid", started.ModelPid,
 		"netns", ev.Namespace, "interfaces", ev.Interfaces)
 	return s, nil
 }

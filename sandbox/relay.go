@@ -213,9 +213,10 @@ func (r *Relay) admit() (budget string, limit, used int64, ok bool) {
 func (r *Relay) serveHTTP(w http.ResponseWriter, req *http.Request) {
 	start := time.Now()
 	ex := Exchange{Time: start, Method: req.Method, Path: req.URL.Path}
+	errored := false
 	defer func() {
 		ex.Latency = time.Since(start)
-		r.record(ex)
+		r.book(ex, errored)
 	}()
 
 	if budget, limit, used, ok := r.admit(); !ok {
@@ -240,7 +241,7 @@ func (r *Relay) serveHTTP(w http.ResponseWriter, req *http.Request) {
 		case <-ctx.Done():
 			t.Stop()
 			ex.Status, ex.Err = http.StatusGatewayTimeout, "timed out during injected latency"
-			r.countError()
+			errored = true
 			writeJSONError(w, ex.Status, map[string]any{"type": "timeout", "message": "sandbox relay: " + ex.Err})
 			return
 		}
@@ -268,19 +269,7 @@ func (r *Relay) serveHTTP(w http.ResponseWriter, req *http.Request) {
 	if st.err != nil {
 		ex.Err = st.err.Error()
 	}
-	r.mu.Lock()
-	r.stats.BytesIn += ex.BytesIn
-	r.stats.BytesOut += ex.BytesOut
-	if ex.Status >= 500 || st.err != nil {
-		r.stats.Errors++
-	}
-	r.mu.Unlock()
-}
-
-func (r *Relay) countError() {
-	r.mu.Lock()
-	r.stats.Errors++
-	r.mu.Unlock()
+	errored = ex.Status >= 500 || st.err != nil
 }
 
 func (r *Relay) proxyError(w http.ResponseWriter, req *http.Request, err error) {
@@ -295,9 +284,16 @@ func (r *Relay) proxyError(w http.ResponseWriter, req *http.Request, err error) 
 	writeJSONError(w, status, map[string]any{"type": kind, "message": "sandbox relay: " + err.Error()})
 }
 
-func (r *Relay) record(ex Exchange) {
+// book adds a finished exchange to the counters and the transcript in one
+// step, so readers never see one without the other.
+func (r *Relay) book(ex Exchange, errored bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.stats.BytesIn += ex.BytesIn
+	r.stats.BytesOut += ex.BytesOut
+	if errored {
+		r.stats.Errors++
+	}
 	r.transcript[r.next] = ex
 	r.next++
 	if r.next == len(r.transcript) {

@@ -44,6 +44,9 @@ type Spec struct {
 	// starts in (its files, e.g. weights). It belongs to the caller and is not
 	// wiped. When empty the model starts in its scratch directory.
 	WorkDir string
+	// Relay, when set, replaces the provider's relay options for this
+	// sandbox: budgets belong to a release, not to the worker.
+	Relay *RelayOptions
 }
 
 // Limits confine a sandbox. Zero means "no limit" for each field.

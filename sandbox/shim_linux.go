@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -32,7 +33,7 @@ func init() {
 
 // File descriptors the parent hands the shim (ExtraFiles start at 3).
 const (
-	shimConfigFD = 3 // parent -> shim: one JSON shimConfig, written after cgroup placement
+	shimConfigFD = 3 // parent -> shim: shimConfig (after cgroup placement), then shimGo
 	shimReportFD = 4 // shim -> parent: newline-delimited JSON shimReport
 )
 
@@ -52,6 +53,11 @@ type shimConfig struct {
 	Probes []string `json:"probes"`
 }
 
+// shimGo is the parent's second message: start the model (or not).
+type shimGo struct {
+	Start bool `json:"start"`
+}
+
 // Exit status of the shim when it fails before the model runs; distinct
 // from anything a model returns in practice.
 const shimFailedStatus = 125
@@ -62,6 +68,10 @@ const shimFailedStatus = 125
 // model exits the shim exits, and the kernel kills whatever else is left in
 // the pid namespace.
 func runShim() int {
+	// no_new_privs (and, later, seccomp) are per thread: pin this goroutine
+	// so the thread that sets them is the one that forks the model. The
+	// shim exits from here, so the thread is never handed back.
+	runtime.LockOSThread()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})).With("component", InitRole)
 	// The inherited pipe ends are not close-on-exec; without this the model
 	// would hold them and could forge reports.
@@ -76,13 +86,17 @@ func runShim() int {
 	}
 
 	cfgFile := os.NewFile(shimConfigFD, "config")
+	defer cfgFile.Close()
+	fromParent := json.NewDecoder(cfgFile)
 	var cfg shimConfig
-	err := json.NewDecoder(cfgFile).Decode(&cfg)
-	cfgFile.Close()
-	if err != nil {
+	if err := fromParent.Decode(&cfg); err != nil {
 		return fail(fmt.Errorf("read config from parent: %w", err))
 	}
 	if err := shimSetup(cfg); err != nil {
+		return fail(err)
+	}
+	cmd, err := modelCommand(cfg)
+	if err != nil {
 		return fail(err)
 	}
 	ev, err := gatherEvidence(cfg.Probes)
@@ -100,21 +114,25 @@ func runShim() int {
 		return fail(fmt.Errorf("set no_new_privs: %w", err))
 	}
 
+	// The parent checks the evidence from outside before the model may run.
+	if err := report.Encode(shimReport{Type: reportSealed, Evidence: &ev}); err != nil {
+		return shimFailedStatus
+	}
+	var goAhead shimGo
+	if err := fromParent.Decode(&goAhead); err != nil || !goAhead.Start {
+		return shimFailedStatus // the parent refused or went away
+	}
+
 	// Signals must be caught before the model starts so none is lost.
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2)
-
-	cmd, err := modelCommand(cfg)
-	if err != nil {
-		return fail(err)
-	}
 	if err := cmd.Start(); err != nil {
 		return fail(fmt.Errorf("start model %q: %w", cfg.Argv[0], err))
 	}
 	pid := cmd.Process.Pid
 	// We reap with wait4(-1) below, so the os.Process handle is not used.
 	_ = cmd.Process.Release()
-	if err := report.Encode(shimReport{Type: reportReady, Evidence: &ev, ModelPid: pid}); err != nil {
+	if err := report.Encode(shimReport{Type: reportStarted, ModelPid: pid}); err != nil {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 		return shimFailedStatus
 	}

@@ -19,6 +19,9 @@ type Accumulator struct {
 	incLat, candLat []float64
 }
 
+// NewAccumulator returns an empty Accumulator (the zero value works too).
+func NewAccumulator() *Accumulator { return &Accumulator{} }
+
 // Add counts one row.
 func (a *Accumulator) Add(r PairRow) {
 	a.requests++

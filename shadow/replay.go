@@ -22,7 +22,7 @@ type ReplayOptions struct {
 	Temperature    *float64 // nil: server default. Set 0 to make the noise floor tight where the server allows.
 	Seed           *int64
 	Concurrency    int           // requests in flight; default 4
-	CallTimeout    time.Duration // per model call; default 60s
+	Timeout        time.Duration // per model call (each of the three); default 60s
 	PromptMaxBytes int           // prompt column truncation; default 2048
 	Logger         *slog.Logger  // default: discard
 }
@@ -31,8 +31,8 @@ func (o ReplayOptions) withDefaults() ReplayOptions {
 	if o.Concurrency <= 0 {
 		o.Concurrency = 4
 	}
-	if o.CallTimeout <= 0 {
-		o.CallTimeout = 60 * time.Second
+	if o.Timeout <= 0 {
+		o.Timeout = 60 * time.Second
 	}
 	if o.PromptMaxBytes <= 0 {
 		o.PromptMaxBytes = 2048
@@ -209,7 +209,7 @@ func (r replayer) pair(ctx context.Context, req Request) PairRow {
 }
 
 func (r replayer) call(ctx context.Context, c *modelapi.Client, model string, msgs []modelapi.Message) callResult {
-	cctx, cancel := context.WithTimeout(ctx, r.opt.CallTimeout)
+	cctx, cancel := context.WithTimeout(ctx, r.opt.Timeout)
 	defer cancel()
 	start := time.Now()
 	resp, err := c.Chat(cctx, modelapi.ChatRequest{

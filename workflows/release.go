@@ -263,7 +263,7 @@ func (r *release) adversarial(ctx, sctx workflow.Context, cand activities.Sandbo
 		return firstErr
 	}
 	keys := make([]string, 0, shards)
-	tally := redteam.NewTally()
+	tally := redteam.Tally{}
 	for i := 0; i < shards; i++ {
 		keys = append(keys, r.shards[i].ManifestKey)
 		tally.Merge(r.shards[i].Tally)

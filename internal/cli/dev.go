@@ -52,7 +52,7 @@ func runDev(ctx context.Context, env Env, file string, serve bool, opt devstack.
 	if err != nil {
 		return err
 	}
-	if err := sandbox.Preflight(); err != nil {
+	if _, err := sandbox.NewProcessProvider(sandbox.ProcessOptions{Logger: env.Logger}); err != nil {
 		if errors.Is(err, sandbox.ErrUnsupported) {
 			return withCode(ExitBadInput, err)
 		}

@@ -1,0 +1,211 @@
+package refmodel
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/sandgate/sandgate/modelapi"
+)
+
+// DefaultMaxBodyBytes caps a request body (413 beyond it).
+const DefaultMaxBodyBytes = 1 << 20
+
+// ServerOptions configure NewHandler. The zero value works.
+type ServerOptions struct {
+	// Latency is slept before answering each completion, to give shadow
+	// tests a measurable and controllable latency.
+	Latency time.Duration
+	// MaxBodyBytes caps a request body; 0 means DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+	// Logger receives one line per completion at debug level and panics at
+	// error level; nil discards.
+	Logger *slog.Logger
+}
+
+// NewHandler serves m over the OpenAI-compatible API:
+// POST /v1/chat/completions, GET /v1/models and GET /healthz. Errors use the
+// OpenAI error envelope.
+func NewHandler(m *Model, opt ServerOptions) http.Handler {
+	if opt.MaxBodyBytes <= 0 {
+		opt.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &server{m: m, opt: opt}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/v1/chat/completions", s.method(http.MethodPost, s.chat))
+	mux.HandleFunc("/v1/models", s.method(http.MethodGet, s.models))
+	mux.HandleFunc("/healthz", s.method(http.MethodGet, func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "model": m.Name()})
+	}))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "not_found_error", fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path))
+	})
+	return s.recover(mux)
+}
+
+type server struct {
+	m   *Model
+	opt ServerOptions
+}
+
+// recover turns a panic — a bug, never an input the model dislikes — into a
+// 500 with a logged stack, so one bad request cannot take the model down in
+// the middle of a release.
+func (s *server) recover(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			v := recover()
+			if v == nil {
+				return
+			}
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			s.opt.Logger.Error("panic serving request", "path", r.URL.Path, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			writeError(w, http.StatusInternalServerError, "server_error", "internal error")
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *server) method(want string, h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != want {
+			w.Header().Set("Allow", want)
+			writeError(w, http.StatusMethodNotAllowed, "invalid_request_error", fmt.Sprintf("%s %s: use %s", r.Method, r.URL.Path, want))
+			return
+		}
+		h(w, r)
+	}
+}
+
+func (s *server) models(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{
+		"object": "list",
+		"data": []map[string]any{{
+			"id": s.m.Name(), "object": "model", "created": 0, "owned_by": "sandgate",
+		}},
+	})
+}
+
+func (s *server) chat(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opt.MaxBodyBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, http.StatusRequestEntityTooLarge, "invalid_request_error",
+				fmt.Sprintf("request body exceeds %d bytes", tooBig.Limit))
+			return
+		}
+		writeError(w, http.StatusBadRequest, "invalid_request_error", fmt.Sprintf("read request body: %v", err))
+		return
+	}
+	var req modelapi.CompletionRequest
+	if err := json.Unmarshal(body, &req); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_request_error", fmt.Sprintf("request body is not a valid chat completion request: %v", err))
+		return
+	}
+	switch {
+	case len(req.Messages) == 0:
+		writeError(w, http.StatusBadRequest, "invalid_request_error", "messages: must contain at least one message")
+		return
+	case req.Stream:
+		writeError(w, http.StatusBadRequest, "invalid_request_error", "stream: streaming is not supported by this server; set stream to false")
+		return
+	case req.N > 1:
+		writeError(w, http.StatusBadRequest, "invalid_request_error", "n: only n=1 is supported")
+		return
+	case req.TokenLimit() < 0:
+		writeError(w, http.StatusBadRequest, "invalid_request_error", "max_tokens: must not be negative")
+		return
+	}
+	if err := sleep(r.Context(), s.opt.Latency); err != nil {
+		return // client went away; nobody to answer
+	}
+
+	rep := s.m.Respond(req.Messages)
+	content, finish := limitTokens(rep.Content, req.TokenLimit())
+	prompt := 0
+	for _, msg := range req.Messages {
+		prompt += len(strings.Fields(msg.Content))
+	}
+	completion := len(strings.Fields(content))
+	sum := sha256.Sum256(body)
+	out := modelapi.Completion{
+		ID:      "chatcmpl-" + hex.EncodeToString(sum[:12]),
+		Object:  modelapi.ObjectChatCompletion,
+		Created: time.Now().Unix(),
+		Model:   s.m.Name(),
+		Choices: []modelapi.Choice{{
+			Index:        0,
+			Message:      &modelapi.Message{Role: "assistant", Content: content},
+			FinishReason: finish,
+		}},
+		Usage:             modelapi.Usage{PromptTokens: prompt, CompletionTokens: completion, TotalTokens: prompt + completion},
+		SystemFingerprint: fmt.Sprintf("refmodel-%s-corpus-v%d", s.m.variant, s.m.version),
+	}
+	s.opt.Logger.Debug("completion", "model", s.m.Name(), "intent", rep.Intent, "refused", rep.Refused, "reason", rep.Reason,
+		"prompt_tokens", prompt, "completion_tokens", completion)
+	writeJSON(w, http.StatusOK, out)
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("latency sleep: %w", ctx.Err())
+	}
+}
+
+// limitTokens truncates to max whitespace tokens, as a server stops
+// generating at max_tokens; 0 means no limit.
+func limitTokens(s string, max int) (string, string) {
+	if max <= 0 {
+		return s, "stop"
+	}
+	fs := strings.Fields(s)
+	if len(fs) <= max {
+		return s, "stop"
+	}
+	return strings.Join(fs[:max], " "), "length"
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	// Keep markup as typed so transcripts show what the model really said.
+	enc.SetEscapeHTML(false)
+	var b []byte
+	if err := enc.Encode(v); err != nil {
+		code = http.StatusInternalServerError
+		b = []byte(`{"error":{"message":"encode response","type":"server_error"}}`)
+	} else {
+		b = buf.Bytes()
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_, _ = w.Write(b)
+}
+
+func writeError(w http.ResponseWriter, code int, typ, msg string) {
+	writeJSON(w, code, modelapi.ErrorBody{Error: modelapi.APIError{Message: msg, Type: typ}})
+}
