@@ -144,6 +144,7 @@ func (a *Activities) adversarialPart(ctx context.Context, client *modelapi.Clien
 		ReleaseID:   in.ReleaseID,
 		Shard:       in.Shard,
 		Model:       in.Model,
+		Logger:      a.Logger,
 	}
 	err = redteam.Run(ctx, client, in.Target, prompts, opt, func(r redteam.AttemptRow) error {
 		rows = append(rows, r)

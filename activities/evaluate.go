@@ -63,7 +63,7 @@ func (a *Activities) PrivacyScan(ctx context.Context, in PrivacyInput) (PrivacyR
 	}
 	probes := privacy.Probes(in.Seed, in.Target)
 	client := &modelapi.Client{BaseURL: sb.Endpoint()}
-	opt := privacy.RunOptions{Concurrency: in.Concurrency, Timeout: in.Timeout, MaxTokens: in.MaxTokens, ReleaseID: in.ReleaseID, Model: in.Model}
+	opt := privacy.RunOptions{Concurrency: in.Concurrency, Timeout: in.Timeout, MaxTokens: in.MaxTokens, ReleaseID: in.ReleaseID, Model: in.Model, Logger: a.Logger}
 	if err := privacy.Run(ctx, client, in.Target, probes, opt, emit); err != nil {
 		return PrivacyResult{}, fmt.Errorf("privacy probes: %w", err)
 	}
@@ -159,7 +159,7 @@ func (a *Activities) Shadow(ctx context.Context, in ShadowInput) (ShadowResult, 
 	}
 	acc := shadow.NewAccumulator()
 	var rows []shadow.PairRow
-	opt := shadow.ReplayOptions{Concurrency: in.Concurrency, Timeout: in.Timeout, MaxTokens: in.MaxTokens, ReleaseID: in.ReleaseID}
+	opt := shadow.ReplayOptions{Concurrency: in.Concurrency, Timeout: in.Timeout, MaxTokens: in.MaxTokens, ReleaseID: in.ReleaseID, Logger: a.Logger}
 	err = shadow.Replay(ctx, &modelapi.Client{BaseURL: inc.Endpoint()}, &modelapi.Client{BaseURL: cand.Endpoint()}, reqs, opt, func(r shadow.PairRow) error {
 		acc.Add(r)
 		rows = append(rows, r)

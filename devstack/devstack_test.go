@@ -51,7 +51,7 @@ func testLogger(t *testing.T) *slog.Logger {
 	t.Helper()
 	lb := &logBuffer{}
 	t.Cleanup(func() {
-		if t.Failed() {
+		if t.Failed() || testing.Verbose() {
 			t.Logf("stack logs (warn+):\n%s", lb.String())
 		}
 	})
