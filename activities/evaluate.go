@@ -228,7 +228,7 @@ func (a *Activities) Gate(ctx context.Context, in GateInput) (GateResult, error)
 	policy := in.Policy.ForPhase(in.Phase)
 	m := gate.MetricsFrom(in.Adversarial, in.Privacy, in.Shadow)
 	v := gate.Evaluate(policy, m)
-	key := k.audit("gate-"+in.Phase+".json")
+	key := k.audit("gate-" + in.Phase + ".json")
 	if _, err := a.putJSON(ctx, key, map[string]any{"phase": in.Phase, "policy": policy, "metrics": m, "verdict": v}); err != nil {
 		return GateResult{}, err
 	}

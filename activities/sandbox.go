@@ -76,7 +76,7 @@ func (a *Activities) Provision(ctx context.Context, in ProvisionInput) (SandboxR
 		return SandboxRef{}, fmt.Errorf("%s model did not become ready: %w", in.Role, err)
 	}
 	ev := sb.Evidence()
-	key := k.audit("sandbox-"+in.Role+".json")
+	key := k.audit("sandbox-" + in.Role + ".json")
 	record := map[string]any{
 		"sandbox_id": sb.ID(),
 		"role":       in.Role,

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/johannesboyne/gofakes3"
@@ -132,6 +133,7 @@ type Stack struct {
 	ui       *uiserver.Server
 	s3       *http.Server
 	lock     *os.File
+	phase    atomic.Int32 // drives log filtering, see temporalLogger
 
 	stopOnce sync.Once
 	stopErr  error
@@ -220,7 +222,7 @@ func Start(ctx context.Context, opt Options) (_ *Stack, err error) {
 	if err := prepareDB(dbPath, opt.Namespace); err != nil {
 		return nil, err
 	}
-	if s.temporal, err = startTemporal(host, dbPath, ports, log); err != nil {
+	if s.temporal, err = startTemporal(host, dbPath, ports, log, &s.phase); err != nil {
 		return nil, err
 	}
 	if err := waitTemporalReady(ctx, s.frontendAddr, opt.Namespace, log); err != nil {
@@ -238,6 +240,7 @@ func Start(ctx context.Context, opt Options) (_ *Stack, err error) {
 		s.uiURL = uiURL(host, uiPort)
 	}
 
+	s.phase.Store(phaseRunning)
 	log.Info("dev stack ready",
 		"temporal", s.frontendAddr, "ui", s.uiURL, "s3", s.s3Endpoint,
 		"namespace", opt.Namespace, "bucket", opt.Bucket, "data_dir", dataDir)
@@ -264,6 +267,7 @@ func (s *Stack) Bucket() string { return s.opt.Bucket }
 // to call more than once; later calls return the first result.
 func (s *Stack) Stop() error {
 	s.stopOnce.Do(func() {
+		s.phase.Store(phaseStopping)
 		var errs []error
 		if s.ui != nil {
 			s.ui.Stop()

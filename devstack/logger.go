@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 
 	"github.com/johannesboyne/gofakes3"
 	tlog "go.temporal.io/server/common/log"
@@ -18,10 +19,22 @@ func discardLogger() *slog.Logger {
 
 // temporalLogger adapts the server's logger interface to slog. The embedded
 // server logs thousands of Info lines per minute (shard movement, task queue
-// churn); only Warn and above reach the user's logger.
+// churn); only Warn and above reach the user's logger, and not even those
+// while the stack is stopping (see phase).
 type temporalLogger struct {
-	l *slog.Logger
+	l     *slog.Logger
+	phase *atomic.Int32
 }
+
+// Phases of a stack's life, used to silence churn that is expected and
+// harmless: while starting, services dial each other before all listen;
+// while stopping (and after, as some server goroutines outlive Stop), pollers
+// and clients report every closed connection, dozens of lines per stop.
+const (
+	phaseStarting int32 = iota
+	phaseRunning
+	phaseStopping
+)
 
 var (
 	_ tlog.Logger     = temporalLogger{}
@@ -35,11 +48,19 @@ type fatalPanic struct{ msg string }
 
 func (f fatalPanic) String() string { return "temporal server: " + f.msg }
 
-func newTemporalLogger(l *slog.Logger) temporalLogger {
-	return temporalLogger{l: l.With("component", "temporal")}
+func newTemporalLogger(l *slog.Logger, phase *atomic.Int32) temporalLogger {
+	return temporalLogger{l: l.With("component", "temporal"), phase: phase}
 }
 
 func (t temporalLogger) log(level slog.Level, msg string, tags []tag.Tag) {
+	switch t.phase.Load() {
+	case phaseStarting:
+		if msg == "network dial error" {
+			return
+		}
+	case phaseStopping:
+		return
+	}
 	ctx := context.Background()
 	if !t.l.Enabled(ctx, level) {
 		return
@@ -91,7 +112,7 @@ func (t temporalLogger) With(tags ...tag.Tag) tlog.Logger {
 	for _, a := range tagAttrs(tags) {
 		args = append(args, a)
 	}
-	return temporalLogger{l: t.l.With(args...)}
+	return temporalLogger{l: t.l.With(args...), phase: t.phase}
 }
 
 // s3Logger routes gofakes3's warnings and errors to slog; its info lines

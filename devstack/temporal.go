@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -165,7 +166,7 @@ func dynamicConfig() dynamicconfig.StaticClient {
 // startTemporal builds and starts the server. The server's logger panics
 // on Fatal (see temporalLogger); recover turns that into an error so a bind
 // race or bad config never takes the caller's process down.
-func startTemporal(host, dbPath string, p temporalPorts, logger *slog.Logger) (srv temporal.Server, err error) {
+func startTemporal(host, dbPath string, p temporalPorts, logger *slog.Logger, phase *atomic.Int32) (srv temporal.Server, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			if srv != nil {
@@ -175,7 +176,7 @@ func startTemporal(host, dbPath string, p temporalPorts, logger *slog.Logger) (s
 			err = fmt.Errorf("devstack: Temporal server failed to start: %v", r)
 		}
 	}()
-	tl := newTemporalLogger(logger)
+	tl := newTemporalLogger(logger, phase)
 	hosts := map[primitives.ServiceName]static.Hosts{
 		primitives.FrontendService: static.SingleLocalHost(p.addr(host, p.frontend)),
 		primitives.HistoryService:  static.SingleLocalHost(p.addr(host, p.history)),
