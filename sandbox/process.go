@@ -35,8 +35,9 @@ type shimReport struct {
 // ProcessOptions configure the process provider. The zero value works.
 type ProcessOptions struct {
 	// ScratchRoot holds one scratch directory per sandbox (default
-	// $TMPDIR/sandgate). Keep it short: the relay's unix socket lives there
-	// and socket paths are limited to 107 bytes.
+	// /run/sandgate as root, $TMPDIR/sandgate otherwise, /tmp/sandgate-<uid>
+	// when $TMPDIR is too long). Keep it short: the relay's unix socket
+	// lives there and socket paths are limited to 107 bytes.
 	ScratchRoot string
 	// CgroupParent is the cgroup, relative to the hierarchy root, under
 	// which each sandbox gets its own group (default "sandgate").
@@ -54,9 +55,28 @@ type ProcessOptions struct {
 	Logger         *slog.Logger
 }
 
+// maxIDLen bounds a sandbox ID: 24 name bytes, '-', 8 hex digits.
+const maxIDLen = 24 + 1 + 8
+
+// maxScratchRoot keeps <root>/<sandbox id>/model.sock within the 107 bytes a
+// unix socket path may have.
+const maxScratchRoot = 107 - 1 - maxIDLen - len("/model.sock")
+
+func defaultScratchRoot() string {
+	if os.Geteuid() == 0 {
+		if st, err := os.Stat("/run"); err == nil && st.IsDir() {
+			return "/run/sandgate"
+		}
+	}
+	if r := os.TempDir() + "/sandgate"; len(r) <= maxScratchRoot {
+		return r
+	}
+	return fmt.Sprintf("/tmp/sandgate-%d", os.Geteuid())
+}
+
 func (o ProcessOptions) withDefaults() ProcessOptions {
 	if o.ScratchRoot == "" {
-		o.ScratchRoot = os.TempDir() + "/sandgate"
+		o.ScratchRoot = defaultScratchRoot()
 	}
 	if o.CgroupParent == "" {
 		o.CgroupParent = "sandgate"

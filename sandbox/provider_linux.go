@@ -135,8 +135,8 @@ func newID(name string) (string, error) {
 		return "", fmt.Errorf("sandbox id: %w", err)
 	}
 	n := strings.Trim(nameClean.ReplaceAllString(strings.ToLower(name), "-"), "-")
-	if len(n) > 24 {
-		n = n[:24]
+	if len(n) > maxIDLen-9 {
+		n = n[:maxIDLen-9]
 	}
 	if n == "" {
 		n = "model"
@@ -184,7 +184,7 @@ func (p *ProcessProvider) Start(ctx context.Context, spec Spec) (_ *Sandbox, ret
 	}
 	socket := filepath.Join(scratch, "model.sock")
 	if len(socket) > 107 {
-		return nil, fmt.Errorf("sandbox %s: socket path %q is longer than 107 bytes: set ProcessOptions.ScratchRoot to a shorter directory", id, socket)
+		return nil, fmt.Errorf("sandbox %s: socket path %q is longer than 107 bytes: set ProcessOptions.ScratchRoot to a shorter directory: %w", id, socket, ErrUnsupported)
 	}
 
 	cg, err := newSandboxCgroup(p.cgv, path.Join("/", p.opt.CgroupParent, id), spec.Limits, log)

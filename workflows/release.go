@@ -332,7 +332,7 @@ func (r *release) report(ctx workflow.Context, verdict string) (string, error) {
 		ModelVersion: cfg.Model.Version,
 		Verdict:      verdict,
 		Adversarial:  r.advSummary,
-		Sandbox:      r.evidence,
+		Sandbox:      r.sandboxEvidence(),
 		Seed:         cfg.Seed,
 		Prefix:       r.prefix,
 		ConfigSHA256: r.in.ConfigSHA256,
@@ -374,6 +374,25 @@ func (r *release) report(ctx workflow.Context, verdict string) (string, error) {
 	}
 	r.setStage(ctx, StageReport, StateDone, ref.MarkdownKey)
 	return ref.MarkdownKey, nil
+}
+
+// sandboxEvidence is the report's view of isolation: egress is blocked only
+// if every sandbox of the release showed it.
+func (r *release) sandboxEvidence() map[string]any {
+	out := map[string]any{}
+	blocked := len(r.evidence) > 0
+	for _, role := range []string{"candidate", "incumbent"} {
+		ev, ok := r.evidence[role].(map[string]any)
+		if !ok {
+			continue
+		}
+		out[role] = ev
+		if b, _ := ev["egress_blocked"].(bool); !b {
+			blocked = false
+		}
+	}
+	out["egress_blocked"] = blocked
+	return out
 }
 
 func (r *release) combinedGate() gate.Verdict {

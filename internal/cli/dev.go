@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -60,6 +61,7 @@ func runDev(ctx context.Context, env Env, file string, serve bool, opt devstack.
 	}
 
 	fmt.Fprintf(env.Stdout, "starting embedded stack in %s ...\n", opt.DataDir)
+	began := time.Now()
 	stack, err := devstack.Start(ctx, opt)
 	if err != nil {
 		return withCode(ExitBadInput, fmt.Errorf("start embedded stack: %w", err))
@@ -100,6 +102,7 @@ func runDev(ctx context.Context, env Env, file string, serve bool, opt devstack.
 	}
 	defer w.Stop()
 
+	stackUp := time.Now()
 	run, err := startRelease(ctx, c, workflows.TaskQueue, in)
 	if err != nil {
 		return err
@@ -110,6 +113,7 @@ func runDev(ctx context.Context, env Env, file string, serve bool, opt devstack.
 		return err
 	}
 	resultErr := printResult(env.Stdout, res, stack.UIURL(), stack.Namespace())
+	printTiming(env.Stdout, began, stackUp, time.Now(), res.Stages)
 	fmt.Fprintf(env.Stdout, "open the results: duckdb -c \"SET s3_endpoint='%s'; SET s3_url_style='path'; SET s3_use_ssl=false; SELECT outcome, count(*) FROM read_parquet('%sresults/adversarial/*/*.parquet', hive_partitioning=true) GROUP BY 1\"\n",
 		trimScheme(stack.S3Endpoint()), res.Prefix)
 	if serve {
@@ -117,6 +121,28 @@ func runDev(ctx context.Context, env Env, file string, serve bool, opt devstack.
 		<-ctx.Done()
 	}
 	return resultErr
+}
+
+// printTiming says where the wall time went: starting the stack, the stages
+// that call the model, and the rest of the release (orchestration overhead).
+func printTiming(out io.Writer, began, stackUp, end time.Time, stages []workflows.StageStatus) {
+	var model time.Duration
+	for _, s := range stages {
+		switch s.Name {
+		case workflows.StageAdversarial, workflows.StagePrivacy, workflows.StageShadow:
+			if !s.Started.IsZero() && !s.Finished.IsZero() {
+				model += s.Finished.Sub(s.Started)
+			}
+		}
+	}
+	release := end.Sub(stackUp)
+	overhead := max(release-model, 0)
+	share := 0.0
+	if release > 0 {
+		share = float64(overhead) / float64(release)
+	}
+	fmt.Fprintf(out, "timing:  %.1fs total = stack start %.1fs + release %.1fs (model-calling stages %.1fs, everything else %.1fs = %.0f%% of the release)\n",
+		end.Sub(began).Seconds(), stackUp.Sub(began).Seconds(), release.Seconds(), model.Seconds(), overhead.Seconds(), 100*share)
 }
 
 func orNone(s string) string {
