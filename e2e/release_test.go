@@ -141,7 +141,9 @@ func TestHistoryDoesNotGrowWithPrompts(t *testing.T) {
 			recordHistory(t, ctx, env, in.ReleaseID, os.Getenv("SANDGATE_RECORD_HISTORY"))
 		}
 	}
-	if counts[5000] > counts[500]+counts[500]/10 {
+	// Activities that finish together share a workflow task, so counts vary
+	// by a few events between runs; growth with prompts would be ~10x.
+	if counts[5000] > counts[500]*5/4 {
 		t.Errorf("history grew with prompts: %d events for 500, %d for 5000", counts[500], counts[5000])
 	}
 }
