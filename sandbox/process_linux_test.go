@@ -350,7 +350,8 @@ func TestMemoryLimitKillsAllocator(t *testing.T) {
 	if strings.Contains(s.StdoutTail(), "allocated") {
 		t.Fatal("allocator finished despite the limit")
 	}
-	if st.MemoryPeakBytes > limitMiB<<20 || st.MemoryPeakBytes < limitMiB<<19 {
+	// The kernel may charge a page or two past the limit before the OOM kill.
+	if st.MemoryPeakBytes > limitMiB<<20+1<<20 || st.MemoryPeakBytes < limitMiB<<19 {
 		t.Errorf("memory peak %d, want close to the %d MiB limit", st.MemoryPeakBytes, limitMiB)
 	}
 	if err := s.Wait(context.Background()); err == nil || !strings.Contains(err.Error(), "oom") {
