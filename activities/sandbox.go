@@ -2,14 +2,20 @@ package activities
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
+	"os"
+	"os/exec"
 	"time"
 
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/sandgate/sandgate/config"
+	"github.com/sandgate/sandgate/internal/reexec"
 	"github.com/sandgate/sandgate/sandbox"
 )
 
@@ -28,6 +34,10 @@ type SandboxRef struct {
 	EvidenceKey   string // S3 key of the isolation evidence
 	EgressBlocked bool
 	Interfaces    []string
+	// ArtifactName and ArtifactDigest identify what ran: the sha256 of the
+	// model server's executable, the subject of the release attestation.
+	ArtifactName   string
+	ArtifactDigest string
 }
 
 // Provision starts the model in a fresh sandbox, waits until it answers and
@@ -57,6 +67,10 @@ func (a *Activities) Provision(ctx context.Context, in ProvisionInput) (SandboxR
 			RequestTimeout: time.Duration(s.Budget.Timeout),
 		},
 	}
+	artifact, digest, err := artifactDigest(s.Command[0])
+	if err != nil {
+		return SandboxRef{}, badInput("model.sandbox.command[0] %q: %v", s.Command[0], err)
+	}
 	sb, err := a.Sandboxes.Start(ctx, spec)
 	if err != nil {
 		if errors.Is(err, sandbox.ErrUnsupported) {
@@ -85,6 +99,7 @@ func (a *Activities) Provision(ctx context.Context, in ProvisionInput) (SandboxR
 		"command":    s.Command,
 		"limits":     spec.Limits,
 		"evidence":   ev,
+		"artifact":   map[string]string{"name": artifact, "sha256": digest},
 	}
 	if _, err := a.putJSON(ctx, key, record); err != nil {
 		a.stopAndForget(context.WithoutCancel(ctx), sb.ID())
@@ -92,12 +107,14 @@ func (a *Activities) Provision(ctx context.Context, in ProvisionInput) (SandboxR
 	}
 	a.Logger.Info("sandbox ready", "release", in.ReleaseID, "role", in.Role, "sandbox", sb.ID(), "endpoint", sb.Endpoint())
 	return SandboxRef{
-		SandboxID:     sb.ID(),
-		Role:          in.Role,
-		Endpoint:      sb.Endpoint(),
-		EvidenceKey:   key,
-		EgressBlocked: ev.Check() == nil,
-		Interfaces:    ev.Interfaces,
+		SandboxID:      sb.ID(),
+		Role:           in.Role,
+		Endpoint:       sb.Endpoint(),
+		EvidenceKey:    key,
+		EgressBlocked:  ev.Check() == nil,
+		Interfaces:     ev.Interfaces,
+		ArtifactName:   artifact,
+		ArtifactDigest: digest,
 	}, nil
 }
 
@@ -170,6 +187,27 @@ func (a *Activities) sandboxFor(ref SandboxRef) (*sandbox.Sandbox, error) {
 			fmt.Sprintf("sandbox %s (%s) is not running on this worker", ref.SandboxID, ref.Role), ErrTypeSandboxGone, nil)
 	}
 	return sb, nil
+}
+
+// artifactDigest hashes the executable that serves the model. A bundled
+// role (sandgate-refmodel) runs from this very binary, so that is what is hashed.
+func artifactDigest(cmd string) (name, digest string, err error) {
+	path := cmd
+	if reexec.Registered(cmd) {
+		path = reexec.Self()
+	} else if path, err = exec.LookPath(cmd); err != nil {
+		return "", "", fmt.Errorf("not found: %w", err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return "", "", fmt.Errorf("open: %w", err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", "", fmt.Errorf("hash %s: %w", path, err)
+	}
+	return cmd, hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // heartbeatUntil keeps an activity alive while it waits on something that

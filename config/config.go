@@ -29,6 +29,21 @@ type Release struct {
 	Seed       uint64      `yaml:"seed" json:"seed"`
 	Suites     Suites      `yaml:"suites" json:"suites"`
 	Gate       gate.Policy `yaml:"gate" json:"gate"`
+	Approval   Approval    `yaml:"approval,omitempty" json:"approval,omitempty"`
+}
+
+// Approval says when a release waits for a human. By default it does not:
+// a passing release is released and a blocked one ends blocked at once, so
+// CI gets its exit code without anyone at the keyboard.
+type Approval struct {
+	// Required makes a release that passed its gates wait for
+	// `starter release approve` (or reject) before it is released.
+	Required bool `yaml:"required,omitempty" json:"required,omitempty"`
+	// Timeout bounds the wait for approval; no decision by then blocks the release.
+	Timeout Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
+	// OverrideWindow keeps a blocked release open this long for
+	// `starter release override --reason …`; zero ends it blocked at once.
+	OverrideWindow Duration `yaml:"override_window,omitempty" json:"override_window,omitempty"`
 }
 
 // Model names a model version and how to run it inside the sandbox.
@@ -121,6 +136,9 @@ func (r *Release) Defaults() {
 	if a.MaxRetries == 0 {
 		a.MaxRetries = 2
 	}
+	if r.Approval.Required && r.Approval.Timeout == 0 {
+		r.Approval.Timeout = Duration(24 * time.Hour)
+	}
 	if r.Suites.Shadow.Requests == 0 {
 		r.Suites.Shadow.Requests = 100
 	}
@@ -203,6 +221,9 @@ func (r *Release) Validate() error {
 	}
 	if r.Suites.Shadow.Requests < 0 {
 		add("suites.shadow.requests", "is negative; set 0 to skip shadow or a positive count")
+	}
+	if r.Approval.Timeout < 0 || r.Approval.OverrideWindow < 0 {
+		add("approval", "timeout and override_window must not be negative")
 	}
 	if err := r.Gate.Validate(); err != nil {
 		add("gate", "%v", err)

@@ -61,6 +61,7 @@ type ReleaseResult struct {
 	Prefix      string // s3://bucket/releases/<id>/
 	ReportKey   string
 	Stages      []StageStatus
+	Decision    *DecisionRecord // the human decision, if any
 }
 
 // Stage states.
@@ -90,4 +91,36 @@ type Status struct {
 	// Adversarial progress: shards finished of total.
 	ShardsDone  int
 	ShardsTotal int
+	// Waiting is set while the release waits for a human (approval or override).
+	Waiting         string
+	WaitingDeadline time.Time
+	Decision        *DecisionRecord
 }
+
+// Human decisions are Updates, so the caller learns at once whether the
+// decision was accepted (validators refuse one the release cannot take).
+const (
+	UpdateApprove  = "approve"
+	UpdateReject   = "reject"
+	UpdateOverride = "override"
+)
+
+// Decision is a human's decision on a waiting release.
+type Decision struct {
+	Actor  string // who decides; the CLI fills in user@host
+	Reason string // required to override a blocking gate and to reject
+}
+
+// DecisionRecord is a decision as the release recorded it.
+type DecisionRecord struct {
+	Kind   string // approve, reject, override
+	Actor  string
+	Reason string
+	At     time.Time
+}
+
+// Waiting states of a release.
+const (
+	WaitingApproval = "approval"
+	WaitingOverride = "override"
+)

@@ -41,6 +41,10 @@ type release struct {
 	evidence    map[string]any
 	sessions    int
 	teardownMsg string
+
+	waiting         string
+	waitingDeadline time.Time
+	decision        *DecisionRecord
 }
 
 // ReleaseWorkflow takes a candidate model through the whole release:
@@ -53,6 +57,9 @@ func ReleaseWorkflow(ctx workflow.Context, in ReleaseInput) (ReleaseResult, erro
 	}
 	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (Status, error) { return r.status(), nil }); err != nil {
 		return ReleaseResult{}, fmt.Errorf("register status query: %w", err)
+	}
+	if err := r.registerDecisions(ctx); err != nil {
+		return ReleaseResult{}, err
 	}
 	return r.run(ctx)
 }
@@ -92,6 +99,7 @@ func (r *release) run(ctx workflow.Context) (ReleaseResult, error) {
 	}
 
 	verdict, failed := r.verdict()
+	verdict, failed = r.decide(ctx, verdict, failed)
 	_ = workflow.UpsertTypedSearchAttributes(ctx, AttrGateVerdict.ValueSet(verdict))
 	reportKey, err := r.report(ctx, verdict)
 	if err != nil {
@@ -100,8 +108,11 @@ func (r *release) run(ctx workflow.Context) (ReleaseResult, error) {
 	res := r.result(verdict)
 	res.FailedRules = failed
 	res.ReportKey = reportKey
+	res.Decision = r.decision
 	_ = workflow.UpsertTypedSearchAttributes(ctx, AttrReleaseStage.ValueSet("done"))
 	workflow.SetCurrentDetails(ctx, r.details(verdict))
+	// An Update accepted just before the end must finish before the workflow does.
+	_ = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
 	return res, nil
 }
 
@@ -510,6 +521,10 @@ func (r *release) status() Status {
 	if r.preGate != nil {
 		st.Verdict, _ = r.verdict()
 	}
+	st.Waiting, st.Decision = r.waiting, r.decision
+	if r.waiting != "" {
+		st.WaitingDeadline = r.waitingDeadline
+	}
 	return st
 }
 
@@ -528,6 +543,17 @@ func (r *release) details(verdict string) string {
 	b.WriteString("\n\n| stage | state | summary |\n|---|---|---|\n")
 	for _, s := range r.stages {
 		fmt.Fprintf(&b, "| %s | %s | %s |\n", s.Name, s.State, strings.ReplaceAll(s.Summary, "|", "\\|"))
+	}
+	if r.waiting != "" {
+		cmd := "approve"
+		if r.waiting == WaitingOverride {
+			cmd = "override"
+		}
+		fmt.Fprintf(&b, "\n**Waiting for %s** until %s: `starter release %s %s --reason \"…\"` (or `reject`).\n",
+			r.waiting, r.waitingDeadline.UTC().Format(time.RFC3339), cmd, r.in.ReleaseID)
+	}
+	if r.decision != nil {
+		fmt.Fprintf(&b, "\n**Decision:** %s by %s — %s\n", r.decision.Kind, r.decision.Actor, r.decision.Reason)
 	}
 	if r.prefix != "" {
 		fmt.Fprintf(&b, "\nResults: `%s`\n", r.prefix)

@@ -111,6 +111,7 @@ func newReleaseCmd(env Env) *cobra.Command {
 		},
 	}
 	cmd.AddCommand(start, status, report)
+	cmd.AddCommand(newDecisionCmds(env)...)
 	return cmd
 }
 
@@ -188,6 +189,15 @@ func follow(ctx context.Context, c client.Client, run client.WorkflowRun, out io
 			st, err := queryStatus(ctx, c, run.GetID())
 			if err == nil {
 				printChanges(out, st.Stages, seen)
+				if st.Waiting != "" && seen["waiting"] != st.Waiting {
+					seen["waiting"] = st.Waiting
+					cmd := "approve"
+					if st.Waiting == workflows.WaitingOverride {
+						cmd = "override"
+					}
+					fmt.Fprintf(out, "  waiting for %s until %s: starter release %s %s --reason \"…\" (or reject)\n",
+						st.Waiting, st.WaitingDeadline.UTC().Format(time.RFC3339), cmd, run.GetID())
+				}
 			}
 		case <-ctx.Done():
 			return res, ctx.Err()
@@ -244,6 +254,9 @@ func printResult(out io.Writer, res workflows.ReleaseResult, uiURL, namespace st
 	fmt.Fprintf(out, "\nverdict: %s\n", res.Verdict)
 	if len(res.FailedRules) > 0 {
 		fmt.Fprintf(out, "failed gates: %s\n", strings.Join(res.FailedRules, ", "))
+	}
+	if d := res.Decision; d != nil {
+		fmt.Fprintf(out, "decision: %s by %s: %s\n", d.Kind, d.Actor, d.Reason)
 	}
 	if uiURL != "" {
 		fmt.Fprintf(out, "web UI:  %s/namespaces/%s/workflows/%s\n", uiURL, namespace, res.ReleaseID)
