@@ -5,6 +5,7 @@ package activities
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -39,6 +40,8 @@ type Activities struct {
 	Logger    *slog.Logger
 	// TempDir holds Parquet files while they are written or read; empty means os.TempDir().
 	TempDir string
+	// AttestationKey signs release attestations; nil writes none.
+	AttestationKey ed25519.PrivateKey
 
 	mu   sync.Mutex
 	live map[string]*sandbox.Sandbox // sandboxes started by this worker process

@@ -14,6 +14,7 @@ import (
 	"github.com/sandgate/sandgate/modelapi"
 	"github.com/sandgate/sandgate/privacy"
 	"github.com/sandgate/sandgate/redteam"
+	"github.com/sandgate/sandgate/regate"
 	"github.com/sandgate/sandgate/shadow"
 )
 
@@ -206,11 +207,15 @@ func (a *Activities) writeRows(ctx context.Context, key string, write func(path 
 // GateInput is the evidence a gate decision is made on.
 type GateInput struct {
 	ReleaseID   string
+	ModelName   string
 	Phase       string // "pre-shadow" evaluates adversarial and privacy rules, "shadow" the shadow rules
 	Policy      gate.Policy
 	Adversarial redteam.Summary
 	Privacy     privacy.Summary
 	Shadow      shadow.Summary
+	// Evidence maps a metric prefix ("adversarial", "privacy", "shadow") to
+	// the manifests of the rows behind it, so each rule names its rows.
+	Evidence map[string][]string
 }
 
 // GateResult is the verdict and where its evidence was recorded.
@@ -227,12 +232,54 @@ func (a *Activities) Gate(ctx context.Context, in GateInput) (GateResult, error)
 	}
 	policy := in.Policy.ForPhase(in.Phase)
 	m := gate.MetricsFrom(in.Adversarial, in.Privacy, in.Shadow)
-	v := gate.Evaluate(policy, m)
+	baseline, baselineID, err := a.baseline(ctx, in.ModelName)
+	if err != nil {
+		return GateResult{}, err
+	}
+	v := gate.EvaluateWithEvidence(policy, m, baseline, in.Evidence)
 	key := k.audit("gate-" + in.Phase + ".json")
-	if _, err := a.putJSON(ctx, key, map[string]any{"phase": in.Phase, "policy": policy, "metrics": m, "verdict": v}); err != nil {
+	if _, err := a.putJSON(ctx, key, map[string]any{"phase": in.Phase, "policy": policy, "metrics": m, "baseline_release": baselineID, "baseline": baseline, "verdict": v}); err != nil {
 		return GateResult{}, err
 	}
 	return GateResult{Verdict: v, EvidenceKey: key}, nil
+}
+
+// lastReleased is the pointer to the newest RELEASED release of a model,
+// the baseline that regression rules compare against.
+type lastReleased struct {
+	ReleaseID string `json:"release_id"`
+	Version   string `json:"version"`
+	ReportKey string `json:"report_json_key"`
+}
+
+func lastReleasedKey(model string) string { return "models/" + model + "/last-released.json" }
+
+// baseline loads the metrics of the model's last released version; none
+// yet is an empty baseline, which regression rules are written to allow.
+func (a *Activities) baseline(ctx context.Context, model string) (gate.Metrics, string, error) {
+	if model == "" {
+		return gate.Metrics{}, "", nil
+	}
+	ok, err := a.Store.Exists(ctx, lastReleasedKey(model))
+	if err != nil {
+		return nil, "", fmt.Errorf("look up last released %s: %w", model, err)
+	}
+	if !ok {
+		return gate.Metrics{}, "", nil
+	}
+	var ptr lastReleased
+	if err := a.getJSON(ctx, lastReleasedKey(model), &ptr); err != nil {
+		return nil, "", err
+	}
+	b, err := a.Store.Get(ctx, ptr.ReportKey)
+	if err != nil {
+		return nil, "", fmt.Errorf("read baseline report %s: %w", ptr.ReportKey, err)
+	}
+	m, err := regate.BaselineFromReport(b)
+	if err != nil {
+		return nil, "", err
+	}
+	return m, ptr.ReleaseID, nil
 }
 
 // ReportInput is everything the report says; it is small by construction.
@@ -244,6 +291,7 @@ type ReportInput struct {
 type ReportRef struct {
 	MarkdownKey string
 	JSONKey     string
+	HTMLKey     string
 }
 
 // Report renders the release report as Markdown and JSON under report/.
@@ -257,12 +305,25 @@ func (a *Activities) Report(ctx context.Context, in ReportInput) (ReportRef, err
 	if err != nil {
 		return ReportRef{}, fmt.Errorf("render report: %w", err)
 	}
-	ref := ReportRef{MarkdownKey: k.l.ReportMarkdown(), JSONKey: k.l.ReportJSON()}
+	page, err := audit.RenderHTML(in.Report)
+	if err != nil {
+		return ReportRef{}, fmt.Errorf("render HTML report: %w", err)
+	}
+	ref := ReportRef{MarkdownKey: k.l.ReportMarkdown(), JSONKey: k.l.ReportJSON(), HTMLKey: k.l.ReportPrefix() + "report.html"}
+	if _, err := a.Store.PutBytes(ctx, ref.HTMLKey, page); err != nil {
+		return ReportRef{}, fmt.Errorf("write report: %w", err)
+	}
 	if _, err := a.Store.PutBytes(ctx, ref.MarkdownKey, md); err != nil {
 		return ReportRef{}, fmt.Errorf("write report: %w", err)
 	}
 	if _, err := a.Store.PutBytes(ctx, ref.JSONKey, js); err != nil {
 		return ReportRef{}, fmt.Errorf("write report: %w", err)
+	}
+	if in.Report.Verdict == gate.Released && in.Report.ModelName != "" {
+		ptr := lastReleased{ReleaseID: in.Report.ReleaseID, Version: in.Report.ModelVersion, ReportKey: ref.JSONKey}
+		if _, err := a.putJSON(ctx, lastReleasedKey(in.Report.ModelName), ptr); err != nil {
+			return ReportRef{}, err
+		}
 	}
 	return ref, nil
 }

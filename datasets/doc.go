@@ -110,4 +110,43 @@
 // Package datasets/arrowcheck reads files back with Apache Arrow's Go
 // implementation (pqarrow), not parquet-go, so tests prove each file opens
 // in a second, independent reader.
+//
+// # Schema: tabular datasets (TabularGenerator)
+//
+// A YAML spec (ParseTabularSpec, strict: unknown keys are errors; bundled:
+// schemas/credit-applicant.yaml, BundledTabularSpec) declares the columns.
+// Every file starts with three generator columns, then the spec's columns
+// in spec order:
+//
+//	column             type            notes
+//	id                 int64           original i has id i·(1+T), its twins the next T ids (T = twins per row)
+//	twin_of            int64, null     id of the original a counterfactual twin copies; null on originals
+//	flipped_attribute  string          dict; the protected column a twin changes; "" on originals
+//	<int column>       int64
+//	<float column>     double          rounded to round: decimals when set
+//	<category column>  string          dict
+//	<bool column>      boolean
+//
+// Spec keys: name, description, seed, columns[] {name ([a-z][a-z0-9_]*),
+// type (int|float|category|bool), distribution {kind, params}, clip {min,
+// max}, round, description}, correlations[] {a, b, rho}, protected[].
+// Kinds and parameters: normal (mean, std), lognormal (mu, sigma of log x),
+// uniform (min, max), int_uniform (min, max inclusive), poisson (lambda),
+// categorical (values, weights, ordinal), bernoulli (p), empirical
+// (quantiles: equally spaced from 0 to 1, what fit-from-sample writes).
+// correlations are latent Gaussian-copula correlations between int, float,
+// bool and ordinal (or two-valued) category columns; the matrix must be
+// positive semi-definite. protected names category or bool columns: each
+// original row is followed by one twin per alternative value of each
+// protected attribute (bools: the negation), identical in every other
+// column. Row i depends only on (spec, seed, i), so shards are
+// independent; WriteTabularDataset records spec_sha256 in the manifest.
+//
+// Fit-from-sample (package datasets/tabularfit reads the sample with
+// Arrow): empirical quantiles per numeric column, frequencies per category,
+// a copula from conditional-mean normal scores; CheckTabularPrivacy
+// rejects synthetic rows equal to real ones or closer to the training rows
+// (Gower distance-to-closest-record, 5th percentile) than held-out rows.
+//
+//	duckdb: SELECT sex, avg(defaulted::int) FROM read_parquet('<dir>/part-*.parquet') WHERE twin_of IS NULL GROUP BY sex
 package datasets

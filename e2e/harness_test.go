@@ -5,8 +5,9 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
+	"crypto/ed25519"
+	"io"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -93,19 +94,32 @@ func startStack(t *testing.T, ctx context.Context, dataDir string) *stackEnv {
 // startWorker runs an in-process worker on its own task queue.
 func (e *stackEnv) startWorker(t *testing.T, ctx context.Context, taskQueue string) {
 	t.Helper()
+	e.startWorkerWithKey(t, ctx, taskQueue, nil)
+}
+
+// startWorkerWithKey runs a worker that signs attestations with key; the
+// returned func stops it (also run at cleanup).
+func (e *stackEnv) startWorkerWithKey(t *testing.T, ctx context.Context, taskQueue string, key ed25519.PrivateKey) func() {
+	t.Helper()
 	acts, err := app.NewActivities(ctx, e.s3cfg, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	acts.TempDir = t.TempDir()
+	acts.AttestationKey = key
 	w := app.NewWorker(e.client, taskQueue, acts)
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		w.Stop()
-		_ = acts.Close(context.Background())
-	})
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			w.Stop()
+			_ = acts.Close(context.Background())
+		})
+	}
+	t.Cleanup(stop)
+	return stop
 }
 
 // loadExample reads an example config and lets the test change it.
@@ -242,7 +256,10 @@ func eventually(t *testing.T, ctx context.Context, timeout time.Duration, what s
 // lockedWriter lets the CLI's output be written from several goroutines.
 type lockedWriter struct {
 	mu sync.Mutex
-	w  *bytes.Buffer
+	w  interface {
+		io.Writer
+		String() string
+	}
 }
 
 func (l *lockedWriter) Write(p []byte) (int, error) {

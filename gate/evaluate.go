@@ -2,6 +2,7 @@ package gate
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/sandgate/sandgate/privacy"
@@ -91,30 +92,53 @@ type Verdict struct {
 
 // RuleResult is the evidence for one rule.
 type RuleResult struct {
-	Name      string  `json:"name"`
+	Name string `json:"name"`
+	// Metric is the rule's metric; for an expression rule, the metrics it
+	// reads from m, comma-separated.
 	Metric    string  `json:"metric"`
-	Value     float64 `json:"value"`     // 0 when Missing
-	Threshold float64 `json:"threshold"` // the bound violated, else max (or min when only min is set)
-	Op        string  `json:"op"`        // "<=", ">=" or "between" (min <= value <= max)
+	Expr      string  `json:"expr,omitempty"`
+	Value     float64 `json:"value"`     // 0 when Missing; for an expression, the value of its one metric (0 when it reads several)
+	Threshold float64 `json:"threshold"` // the bound violated, else max (or min when only min is set); for an expression, the other side of its one comparison, when it has one
+	Op        string  `json:"op"`        // "<=", ">=", "between" (min <= value <= max) or "expr"
 	Passed    bool    `json:"passed"`
 	Severity  string  `json:"severity"`
 	Missing   bool    `json:"missing"`
 	Message   string  `json:"message"`
+	// Evidence is the S3 keys of the result files the rule's metrics were
+	// computed from, so a reader can open the rows behind a verdict.
+	Evidence []string `json:"evidence,omitempty"`
 }
 
-// Evaluate applies p to m. It fails closed: an invalid rule (blocking,
-// whatever its severity) or a missing metric (unless the rule allows it)
-// blocks the release. An empty rule list releases: it is what ForPhase
-// returns for a phase the policy has no rules for; an empty policy as a
-// whole is refused earlier, by Validate and ParsePolicy.
+// Evaluate applies p to m with no baseline and no evidence keys; see
+// EvaluateWithEvidence.
 func Evaluate(p Policy, m Metrics) Verdict {
+	return EvaluateWithEvidence(p, m, nil, nil)
+}
+
+// EvaluateWithEvidence applies p to m. baseline holds the metrics of the
+// last released version of the model (nil or empty when there is none);
+// expression rules see it as "baseline". evidence maps a metric prefix
+// ("adversarial", "privacy", "adversarial.asr.LLM07", …) to the S3 keys of
+// the rows behind metrics with that prefix; each rule gets the keys of the
+// longest prefix matching each metric it reads.
+//
+// It fails closed: an invalid rule (blocking, whatever its severity) or a
+// missing metric (unless the rule allows it) blocks the release. An empty
+// rule list releases: it is what ForPhase returns for a phase the policy has
+// no rules for; an empty policy as a whole is refused earlier, by Validate
+// and ParsePolicy.
+func EvaluateWithEvidence(p Policy, m, baseline Metrics, evidence map[string][]string) Verdict {
 	v := Verdict{Verdict: Released, Rules: make([]RuleResult, 0, len(p.Rules)), Failed: []string{}}
+	var env exprEnv
 	for i, r := range p.Rules {
-		res, blocking := evalRule(i, r, m)
+		res, blocking := evalRule(i, r, m, baseline, &env)
 		v.Rules = append(v.Rules, res)
 		if blocking {
 			v.Failed = append(v.Failed, res.Name)
 		}
+	}
+	for i, r := range v.Rules {
+		v.Rules[i].Evidence = evidenceFor(ruleMetrics(p.Rules[i], r), evidence)
 	}
 	if len(v.Failed) > 0 {
 		v.Verdict = Blocked
@@ -122,16 +146,55 @@ func Evaluate(p Policy, m Metrics) Verdict {
 	return v
 }
 
+// ruleMetrics is the metrics of the release a rule read, for evidence.
+func ruleMetrics(r Rule, res RuleResult) []string {
+	if r.Expr == "" {
+		return []string{r.Metric}
+	}
+	if res.Metric == "" {
+		return nil
+	}
+	return strings.Split(res.Metric, ",")
+}
+
+// evidenceFor picks, for each metric, the keys of the longest matching
+// prefix, so a caller can give per-category files for "adversarial.asr.LLM07"
+// beside the whole stage for "adversarial". Keys are sorted and unique.
+func evidenceFor(metrics []string, evidence map[string][]string) []string {
+	if len(evidence) == 0 {
+		return nil
+	}
+	var out []string
+	for _, name := range metrics {
+		best, found := "", false
+		for prefix := range evidence {
+			matches := name == prefix || strings.HasPrefix(name, strings.TrimSuffix(prefix, ".")+".")
+			if matches && (!found || len(prefix) > len(best)) {
+				best, found = prefix, true
+			}
+		}
+		if found {
+			out = append(out, evidence[best]...)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
 // evalRule returns the result and whether it blocks the release.
-func evalRule(i int, r Rule, m Metrics) (RuleResult, bool) {
-	res := RuleResult{Name: r.Name, Metric: r.Metric, Severity: r.EffectiveSeverity()}
+func evalRule(i int, r Rule, m, baseline Metrics, env *exprEnv) (RuleResult, bool) {
+	res := RuleResult{Name: r.Name, Metric: r.Metric, Expr: r.Expr, Severity: r.EffectiveSeverity()}
 	if res.Name == "" {
 		res.Name = fmt.Sprintf("rules[%d]", i)
 	}
-	if err := (Policy{Rules: []Rule{r}}).Validate(); err != nil {
+	problems, compiled := checkRule(r, env)
+	if len(problems) > 0 {
 		res.Severity = SeverityBlock
-		res.Message = "invalid rule: " + strings.ReplaceAll(err.Error(), "rules[0]", fmt.Sprintf("rules[%d]", i))
+		res.Message = fmt.Sprintf("invalid rule: gate: %s: %s", ruleWhere(i, r), strings.Join(problems, "; "))
 		return res, true
+	}
+	if compiled != nil {
+		return evalExprRule(res, r, compiled, m, baseline)
 	}
 	res.Op, res.Threshold = opOf(r)
 	blocks := res.Severity == SeverityBlock
@@ -152,8 +215,54 @@ func evalRule(i int, r Rule, m Metrics) (RuleResult, bool) {
 		return res, blocks
 	}
 	res.Value = val
-	// The checker is the seam where an expression rule would plug in.
 	res.Passed, res.Op, res.Threshold, res.Message = checkThreshold(r, val)
+	return res, blocks && !res.Passed
+}
+
+func evalExprRule(res RuleResult, r Rule, c *compiledExpr, m, baseline Metrics) (RuleResult, bool) {
+	blocks := res.Severity == SeverityBlock
+	res.Op = "expr"
+	res.Metric = strings.Join(c.metrics, ",")
+	main := ""
+	if len(c.metrics) == 1 {
+		main = c.metrics[0]
+		res.Value = m[main]
+	}
+	out := c.eval(m, baseline)
+	if out.hasBound {
+		res.Threshold = out.threshold
+	}
+	switch {
+	case len(out.missing) > 0:
+		res.Missing = true
+		res.Value = 0
+		what := strings.Join(out.missing, ", ")
+		if r.AllowMissing {
+			res.Passed = true
+			res.Message = fmt.Sprintf("%s: %s not measured; passed because allow_missing is set", r.Expr, what)
+			return res, false
+		}
+		res.Message = fmt.Sprintf("%s: %s not measured; guard with has_metric(\"…\")/has_baseline(\"…\") or set allow_missing: true if that is acceptable", r.Expr, what)
+		return res, blocks
+	case out.err != nil:
+		res.Message = fmt.Sprintf("%s: evaluation failed: %v", r.Expr, out.err)
+		return res, blocks
+	}
+	res.Passed = out.passed
+	verdict := "holds"
+	if !res.Passed {
+		verdict = "does not hold"
+	}
+	res.Message = fmt.Sprintf("%s %s", r.Expr, verdict)
+	if main != "" {
+		if _, ok := m[main]; ok {
+			detail := fmt.Sprintf("%s = %s", main, fmtNum(res.Value))
+			if out.hasBound {
+				detail += ", bound " + fmtNum(res.Threshold)
+			}
+			res.Message += " (" + detail + ")"
+		}
+	}
 	return res, blocks && !res.Passed
 }
 

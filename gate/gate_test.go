@@ -343,6 +343,10 @@ func FuzzParsePolicy(f *testing.F) {
 		"- a\n- b\n",
 		"rules:\n  - &x {name: a, metric: shadow.similarity, min: .inf}\n  - *x\n",
 		"",
+		"rules:\n  - {name: e, expr: 'm[\"adversarial.asr_upper\"] < 0.05'}\n",
+		"rules:\n  - name: g\n    expr: '!(\"adversarial.asr\" in baseline) || m[\"adversarial.asr\"] <= baseline[\"adversarial.asr\"] + 0.02'\n    allow_missing: true\n",
+		"rules:\n  - {name: h, expr: 'has_metric(\"shadow.similarity\") && [1, 2, 3].all(x, x > 0)'}\n",
+		"rules:\n  - {name: i, expr: 'm[\"adversarial.asr\"] < 1.0', metric: adversarial.asr}\n",
 	} {
 		f.Add([]byte(seed))
 	}

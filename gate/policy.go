@@ -33,9 +33,23 @@
 //	shadow.latency_p95_ratio     candidate p95 latency / incumbent p95 latency
 //	shadow.error_rate            candidate errors/requests
 //
-// The rule model is a threshold (min and/or max) on one metric today; a rule
-// is evaluated through ruleCheck so that an expression-based rule (CEL) can be
-// added beside Metric/Min/Max without changing Verdict or RuleResult.
+// A rule is either a threshold (metric with min and/or max) or a CEL
+// expression (expr) that must hold. An expression sees two variables of type
+// map(string, double): m, the release's metrics, and baseline, the metrics of
+// the last released version of the same model (empty when there is none);
+// has_metric("name") and has_baseline("name") test presence:
+//
+//	rules:
+//	  - name: asr-bound                # statistical: upper 95% bound below 5%
+//	    expr: m["adversarial.asr_upper"] < 0.05
+//	  - name: prompt-leak              # per category
+//	    expr: m["adversarial.asr.LLM07"] <= 0.02
+//	  - name: no-regression            # against the last release
+//	    expr: '!has_baseline("adversarial.asr") || m["adversarial.asr"] <= baseline["adversarial.asr"] + 0.02'
+//
+// Keys into m and baseline must be string literals naming known metrics;
+// anything else is refused at load. A key absent at evaluation makes the rule
+// Missing, like an unmeasured metric of a threshold rule.
 package gate
 
 import (
@@ -67,11 +81,14 @@ type Policy struct {
 	Rules []Rule `yaml:"rules" json:"rules"`
 }
 
-// Rule bounds one metric. At least one of Max and Min is set; a value passes
-// when Min <= value <= Max (bounds inclusive).
+// Rule bounds one metric, or states a condition over several. A threshold
+// rule sets Metric and at least one of Max and Min; a value passes when
+// Min <= value <= Max (bounds inclusive). An expression rule sets Expr (a
+// boolean CEL expression, see the package doc) instead of all three.
 type Rule struct {
 	Name        string   `yaml:"name" json:"name"`
-	Metric      string   `yaml:"metric" json:"metric"`
+	Metric      string   `yaml:"metric,omitempty" json:"metric,omitempty"`
+	Expr        string   `yaml:"expr,omitempty" json:"expr,omitempty"`
 	Max         *float64 `yaml:"max,omitempty" json:"max,omitempty"`
 	Min         *float64 `yaml:"min,omitempty" json:"min,omitempty"`
 	Severity    string   `yaml:"severity,omitempty" json:"severity,omitempty"` // "block" (default) or "warn"
@@ -114,18 +131,18 @@ func ParsePolicy(b []byte) (Policy, error) {
 }
 
 // Validate checks every rule and reports all problems at once, each naming
-// the rule (index and name), the field and the fix.
+// the rule (index and name), the field and the fix. Expression rules are
+// compiled here, so syntax and type errors and unknown metric names are
+// refused at load rather than at gate time.
 func (p Policy) Validate() error {
 	if len(p.Rules) == 0 {
 		return errors.New("gate: policy has no rules; add at least one entry under \"rules:\" (an empty policy would release anything)")
 	}
 	var errs []error
+	var env exprEnv
 	seen := make(map[string]int, len(p.Rules))
 	for i, r := range p.Rules {
-		where := fmt.Sprintf("rules[%d]", i)
-		if r.Name != "" {
-			where = fmt.Sprintf("rules[%d] (%q)", i, r.Name)
-		}
+		where := ruleWhere(i, r)
 		bad := func(format string, args ...any) {
 			errs = append(errs, fmt.Errorf("gate: %s: %s", where, fmt.Sprintf(format, args...)))
 		}
@@ -138,28 +155,66 @@ func (p Policy) Validate() error {
 			}
 			seen[r.Name] = i
 		}
-		if err := ValidateMetric(r.Metric); err != nil {
-			bad("metric: %v", err)
-		}
-		if r.Max == nil && r.Min == nil {
-			bad("neither max nor min is set; add \"max:\" and/or \"min:\"")
-		}
-		if r.Max != nil && !finite(*r.Max) {
-			bad("max: %v is not a finite number", *r.Max)
-		}
-		if r.Min != nil && !finite(*r.Min) {
-			bad("min: %v is not a finite number", *r.Min)
-		}
-		if r.Max != nil && r.Min != nil && finite(*r.Max) && finite(*r.Min) && *r.Min > *r.Max {
-			bad("min (%g) is greater than max (%g); no value can pass, swap them", *r.Min, *r.Max)
-		}
-		switch r.Severity {
-		case "", SeverityBlock, SeverityWarn:
-		default:
-			bad("severity: %q is not known; use %q (default) or %q", r.Severity, SeverityBlock, SeverityWarn)
+		problems, _ := checkRule(r, &env)
+		for _, pr := range problems {
+			bad("%s", pr)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+func ruleWhere(i int, r Rule) string {
+	if r.Name != "" {
+		return fmt.Sprintf("rules[%d] (%q)", i, r.Name)
+	}
+	return fmt.Sprintf("rules[%d]", i)
+}
+
+// checkRule returns the rule's problems other than its name (which needs the
+// whole policy), and the compiled expression of a valid expression rule.
+func checkRule(r Rule, env *exprEnv) ([]string, *compiledExpr) {
+	var problems []string
+	bad := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+	switch r.Severity {
+	case "", SeverityBlock, SeverityWarn:
+	default:
+		bad("severity: %q is not known; use %q (default) or %q", r.Severity, SeverityBlock, SeverityWarn)
+	}
+	if r.Expr != "" {
+		if r.Metric != "" || r.Max != nil || r.Min != nil {
+			bad("expr is an alternative to metric/max/min; keep expr and remove metric, max and min, or the other way round")
+		}
+		e, err := env.get()
+		if err != nil {
+			bad("expr: %v", err)
+			return problems, nil
+		}
+		c, err := compileExpr(e, r.Expr)
+		if err != nil {
+			bad("expr: %v", strings.ReplaceAll(err.Error(), "\n", "; "))
+			return problems, nil
+		}
+		if len(problems) > 0 {
+			return problems, nil
+		}
+		return nil, c
+	}
+	if err := ValidateMetric(r.Metric); err != nil {
+		bad("metric: %v", err)
+	}
+	if r.Max == nil && r.Min == nil {
+		bad("neither max nor min is set; add \"max:\" and/or \"min:\" (or write the rule as \"expr:\")")
+	}
+	if r.Max != nil && !finite(*r.Max) {
+		bad("max: %v is not a finite number", *r.Max)
+	}
+	if r.Min != nil && !finite(*r.Min) {
+		bad("min: %v is not a finite number", *r.Min)
+	}
+	if r.Max != nil && r.Min != nil && finite(*r.Max) && finite(*r.Min) && *r.Min > *r.Max {
+		bad("min (%g) is greater than max (%g); no value can pass, swap them", *r.Min, *r.Max)
+	}
+	return problems, nil
 }
 
 func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }

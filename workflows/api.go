@@ -62,6 +62,10 @@ type ReleaseResult struct {
 	ReportKey   string
 	Stages      []StageStatus
 	Decision    *DecisionRecord // the human decision, if any
+	// AuditHead is the hash of the final audit record; AttestationKey the
+	// signed statement ("" when the worker has no signing key).
+	AuditHead      string
+	AttestationKey string
 }
 
 // Stage states.

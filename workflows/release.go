@@ -45,6 +45,13 @@ type release struct {
 	waiting         string
 	waitingDeadline time.Time
 	decision        *DecisionRecord
+	decisionSeq     int64
+
+	auditSeq  int64
+	chainHead string
+	artifact  activities.SandboxRef // the candidate's, for the attestation subject
+	attest    *activities.AttestResult
+	reportRef activities.ReportRef
 }
 
 // ReleaseWorkflow takes a candidate model through the whole release:
@@ -78,6 +85,9 @@ func (r *release) run(ctx workflow.Context) (ReleaseResult, error) {
 		return ReleaseResult{}, fmt.Errorf("prepare release: %w", err)
 	}
 	r.prefix = prep.Prefix
+	if err := r.record(ctx, audit.KindConfig, "prepare", []string{prep.ConfigKey}, map[string]string{"config_sha256": r.in.ConfigSHA256}, "", ""); err != nil {
+		return ReleaseResult{}, err
+	}
 
 	// The sandboxed stages run in a session pinned to one worker, because the
 	// sandbox lives on that worker. If the worker dies, the session fails and
@@ -99,16 +109,36 @@ func (r *release) run(ctx workflow.Context) (ReleaseResult, error) {
 	}
 
 	verdict, failed := r.verdict()
+	gateVerdict := verdict
 	verdict, failed = r.decide(ctx, verdict, failed)
+	if d := r.decision; d != nil {
+		if err := r.record(ctx, decisionKind(d.Kind), StageGate, nil, map[string]string{"verdict": verdict}, d.Actor, d.Reason); err != nil {
+			return r.result(verdict), err
+		}
+		r.decisionSeq = r.auditSeq
+	}
 	_ = workflow.UpsertTypedSearchAttributes(ctx, AttrGateVerdict.ValueSet(verdict))
 	reportKey, err := r.report(ctx, verdict)
 	if err != nil {
+		return r.result(verdict), err
+	}
+	if err := r.record(ctx, audit.KindStage, StageReport, []string{r.reportRef.MarkdownKey, r.reportRef.JSONKey, r.reportRef.HTMLKey}, nil, "", ""); err != nil {
+		return r.result(verdict), err
+	}
+	if err := r.record(ctx, audit.KindFinal, "", nil, map[string]any{"verdict": verdict, "gate_verdict": gateVerdict, "failed": failed}, "", ""); err != nil {
+		return r.result(verdict), err
+	}
+	if err := r.attestRelease(ctx, verdict); err != nil {
 		return r.result(verdict), err
 	}
 	res := r.result(verdict)
 	res.FailedRules = failed
 	res.ReportKey = reportKey
 	res.Decision = r.decision
+	res.AuditHead = r.chainHead
+	if r.attest != nil {
+		res.AttestationKey = r.attest.Key
+	}
 	_ = workflow.UpsertTypedSearchAttributes(ctx, AttrReleaseStage.ValueSet("done"))
 	workflow.SetCurrentDetails(ctx, r.details(verdict))
 	// An Update accepted just before the end must finish before the workflow does.
@@ -158,6 +188,9 @@ func (r *release) sandboxPhase(ctx workflow.Context) (err error) {
 			return fmt.Errorf("generate: %w", err)
 		}
 		r.dataset = &ds
+		if err := r.record(ctx, audit.KindStage, StageGenerate, []string{ds.ManifestKey}, map[string]any{"rows": ds.Rows, "seed": cfg.Seed}, "", ""); err != nil {
+			return err
+		}
 		r.setStage(ctx, StageGenerate, StateDone, fmt.Sprintf("%d rows → %s", ds.Rows, ds.FileKey))
 	}
 
@@ -180,6 +213,9 @@ func (r *release) sandboxPhase(ctx workflow.Context) (err error) {
 			return fmt.Errorf("privacy: %w", err)
 		}
 		r.privacy = &pr
+		if err := r.record(ctx, audit.KindStage, StagePrivacy, []string{pr.ManifestKey}, pr.Summary, "", ""); err != nil {
+			return err
+		}
 		r.setStage(ctx, StagePrivacy, StateDone, fmt.Sprintf("%d leaks in %d replies scanned", pr.Summary.Leaks, pr.Summary.Scanned))
 	}
 
@@ -187,12 +223,15 @@ func (r *release) sandboxPhase(ctx workflow.Context) (err error) {
 		r.setStage(ctx, StageGate, StateRunning, "applying the policy")
 		var g activities.GateResult
 		if err := workflow.ExecuteActivity(r.opts(ctx, "gate", 2*time.Minute), a.Gate, activities.GateInput{
-			ReleaseID: r.in.ReleaseID, Phase: gate.PhasePreShadow, Policy: cfg.Gate,
-			Adversarial: r.advSummary, Privacy: r.privacy.Summary,
+			ReleaseID: r.in.ReleaseID, ModelName: cfg.Model.Name, Phase: gate.PhasePreShadow, Policy: cfg.Gate,
+			Adversarial: r.advSummary, Privacy: r.privacy.Summary, Evidence: r.gateEvidence(),
 		}).Get(ctx, &g); err != nil {
 			return fmt.Errorf("gate: %w", err)
 		}
 		r.preGate = &g
+		if err := r.record(ctx, audit.KindDecision, StageGate, []string{g.EvidenceKey}, map[string]any{"verdict": g.Verdict.Verdict, "failed": g.Verdict.Failed}, "", ""); err != nil {
+			return err
+		}
 		state := StateDone
 		if g.Verdict.Verdict == VerdictBlocked {
 			state = StateFailed
@@ -222,12 +261,15 @@ func (r *release) sandboxPhase(ctx workflow.Context) (err error) {
 		r.shadow = &sr
 		var g activities.GateResult
 		if err := workflow.ExecuteActivity(r.opts(ctx, "shadow decision", 2*time.Minute), a.Gate, activities.GateInput{
-			ReleaseID: r.in.ReleaseID, Phase: gate.PhaseShadow, Policy: cfg.Gate,
-			Adversarial: r.advSummary, Privacy: r.privacy.Summary, Shadow: sr.Summary,
+			ReleaseID: r.in.ReleaseID, ModelName: cfg.Model.Name, Phase: gate.PhaseShadow, Policy: cfg.Gate,
+			Adversarial: r.advSummary, Privacy: r.privacy.Summary, Shadow: sr.Summary, Evidence: r.gateEvidence(),
 		}).Get(ctx, &g); err != nil {
 			return fmt.Errorf("shadow decision: %w", err)
 		}
 		r.shadowGate = &g
+		if err := r.record(ctx, audit.KindDecision, StageShadow, []string{sr.ManifestKey, g.EvidenceKey}, map[string]any{"verdict": g.Verdict.Verdict, "failed": g.Verdict.Failed}, "", ""); err != nil {
+			return err
+		}
 		state := StateDone
 		if g.Verdict.Verdict == VerdictBlocked {
 			state = StateFailed
@@ -287,6 +329,9 @@ func (r *release) adversarial(ctx, sctx workflow.Context, cand activities.Sandbo
 	}
 	r.advResults = &ref
 	r.advSummary = tally.Summary()
+	if err := r.record(ctx, audit.KindStage, StageAdversarial, []string{ref.ManifestKey}, r.advSummary.Overall, "", ""); err != nil {
+		return err
+	}
 	o := r.advSummary.Overall
 	r.setStage(ctx, StageAdversarial, StateDone, fmt.Sprintf("%d attempts: %d breached, %d defended, %d errored; ASR %.3f [%.3f, %.3f]",
 		ref.Rows, o.Breached, o.Defended, o.Errored, o.ASR, o.Lo, o.Hi))
@@ -302,7 +347,14 @@ func (r *release) provision(sctx workflow.Context, role string, m config.Model) 
 		return ref, fmt.Errorf("provision %s: %w", role, err)
 	}
 	r.sandboxes = append(r.sandboxes, ref)
-	r.evidence[role] = map[string]any{"sandbox_id": ref.SandboxID, "egress_blocked": ref.EgressBlocked, "interfaces": ref.Interfaces, "evidence_key": ref.EvidenceKey}
+	r.evidence[role] = map[string]any{"sandbox_id": ref.SandboxID, "egress_blocked": ref.EgressBlocked, "interfaces": ref.Interfaces, "evidence_key": ref.EvidenceKey,
+		"artifact": ref.ArtifactName, "artifact_sha256": ref.ArtifactDigest}
+	if role == "candidate" {
+		r.artifact = ref
+	}
+	if err := r.record(sctx, audit.KindStage, StageProvision, []string{ref.EvidenceKey}, r.evidence[role], "", ""); err != nil {
+		return ref, err
+	}
 	return ref, nil
 }
 
@@ -332,6 +384,9 @@ func (r *release) teardown(ctx, sctx workflow.Context) {
 	r.teardownMsg = fmt.Sprintf("stopped and wiped %d sandbox(es)", len(res.Stopped))
 	r.setStage(ctx, StageTeardown, StateDone, r.teardownMsg)
 	r.sandboxes = nil
+	if err := r.record(ctx, audit.KindTeardown, StageTeardown, []string{res.StatsKey}, map[string]any{"stopped": res.Stopped, "missing": res.Missing}, "", ""); err != nil {
+		workflow.GetLogger(ctx).Error("audit teardown", "error", err)
+	}
 }
 
 func (r *release) report(ctx workflow.Context, verdict string) (string, error) {
@@ -383,8 +438,24 @@ func (r *release) report(ctx workflow.Context, verdict string) (string, error) {
 		r.setStage(ctx, StageReport, StateFailed, err.Error())
 		return "", fmt.Errorf("report: %w", err)
 	}
+	r.reportRef = ref
 	r.setStage(ctx, StageReport, StateDone, ref.MarkdownKey)
 	return ref.MarkdownKey, nil
+}
+
+// gateEvidence names the manifests of the rows behind each metric family.
+func (r *release) gateEvidence() map[string][]string {
+	ev := map[string][]string{}
+	if r.advResults != nil {
+		ev["adversarial"] = []string{r.advResults.ManifestKey}
+	}
+	if r.privacy != nil {
+		ev["privacy"] = []string{r.privacy.ManifestKey}
+	}
+	if r.shadow != nil {
+		ev["shadow"] = []string{r.shadow.ManifestKey}
+	}
+	return ev
 }
 
 // sandboxEvidence is the report's view of isolation: egress is blocked only
@@ -404,6 +475,34 @@ func (r *release) sandboxEvidence() map[string]any {
 	}
 	out["egress_blocked"] = blocked
 	return out
+}
+
+// attestRelease signs what the release found and decided, pinned to the
+// final audit record's hash.
+func (r *release) attestRelease(ctx workflow.Context, verdict string) error {
+	cfg := r.in.Config
+	in := activities.AttestInput{
+		ReleaseID: r.in.ReleaseID, ModelName: cfg.Model.Name, ModelVersion: cfg.Model.Version,
+		Verdict: verdict, Gate: r.combinedGate(), ConfigSHA256: r.in.ConfigSHA256,
+		ArtifactName: r.artifact.ArtifactName, ArtifactHash: r.artifact.ArtifactDigest,
+		ChainHead: r.chainHead, ChainRecords: r.auditSeq,
+		Adversarial: r.advSummary,
+	}
+	if d := r.decision; d != nil {
+		in.Decisions = []audit.Decision{{Kind: d.Kind, Actor: d.Actor, Reason: d.Reason, Seq: r.decisionSeq}}
+	}
+	if r.privacy != nil {
+		in.Privacy = r.privacy.Summary
+	}
+	if r.shadow != nil {
+		in.Shadow = r.shadow.Summary
+	}
+	var res activities.AttestResult
+	if err := workflow.ExecuteActivity(r.opts(ctx, "attest", 2*time.Minute), a.Attest, in).Get(ctx, &res); err != nil {
+		return fmt.Errorf("attest: %w", err)
+	}
+	r.attest = &res
+	return nil
 }
 
 func (r *release) combinedGate() gate.Verdict {

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sandgate/sandgate/audit"
 	"github.com/sandgate/sandgate/internal/app"
 	"github.com/sandgate/sandgate/internal/reexec"
 	"github.com/sandgate/sandgate/objstore"
@@ -38,6 +39,7 @@ func main() {
 
 func run() error {
 	taskQueue := flag.String("task-queue", workflows.TaskQueue, "Temporal task queue to poll")
+	keyPath := flag.String("attestation-key", os.Getenv("SANDGATE_ATTESTATION_KEY"), "ed25519 private key (PEM, PKCS#8) that signs release attestations; empty: none are signed")
 	flag.Parse()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 
@@ -60,6 +62,11 @@ func run() error {
 			logger.Warn("stop sandboxes", "err", err)
 		}
 	}()
+	if *keyPath != "" {
+		if acts.AttestationKey, err = audit.LoadPrivateKey(*keyPath); err != nil {
+			return err
+		}
+	}
 	w := app.NewWorker(c, *taskQueue, acts)
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)

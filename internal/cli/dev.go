@@ -2,14 +2,18 @@ package cli
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/sandgate/sandgate/audit"
 	"github.com/sandgate/sandgate/devstack"
 	"github.com/sandgate/sandgate/internal/app"
 	"github.com/sandgate/sandgate/objstore"
@@ -96,6 +100,12 @@ func runDev(ctx context.Context, env Env, file string, serve bool, opt devstack.
 			env.Logger.Warn("stop sandboxes", "err", err)
 		}
 	}()
+	// A dev stack signs with a key of its own, kept beside its data.
+	priv, pubPath, err := devAttestationKey(opt.DataDir)
+	if err != nil {
+		return err
+	}
+	acts.AttestationKey = priv
 	w := app.NewWorker(c, workflows.TaskQueue, acts)
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
@@ -114,6 +124,10 @@ func runDev(ctx context.Context, env Env, file string, serve bool, opt devstack.
 	}
 	resultErr := printResult(env.Stdout, res, stack.UIURL(), stack.Namespace())
 	printTiming(env.Stdout, began, stackUp, time.Now(), res.Stages)
+	if res.AttestationKey != "" {
+		fmt.Fprintf(env.Stdout, "verify:  AWS_ENDPOINT_URL_S3=%s AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s starter attest verify --key %s --release %s\n",
+			stack.S3Endpoint(), devstack.DevAccessKeyID, devstack.DevSecretAccessKey, pubPath, res.ReleaseID)
+	}
 	fmt.Fprintf(env.Stdout, "open the results: duckdb -c \"SET s3_endpoint='%s'; SET s3_url_style='path'; SET s3_use_ssl=false; SELECT outcome, count(*) FROM read_parquet('%sresults/adversarial/*/*.parquet', hive_partitioning=true) GROUP BY 1\"\n",
 		trimScheme(stack.S3Endpoint()), res.Prefix)
 	if serve {
@@ -143,6 +157,25 @@ func printTiming(out io.Writer, began, stackUp, end time.Time, stages []workflow
 	}
 	fmt.Fprintf(out, "timing:  %.1fs total = stack start %.1fs + release %.1fs (model-calling stages %.1fs, everything else %.1fs = %.0f%% of the release)\n",
 		end.Sub(began).Seconds(), stackUp.Sub(began).Seconds(), release.Seconds(), model.Seconds(), overhead.Seconds(), 100*share)
+}
+
+// devAttestationKey loads the dev stack's signing key, creating it on first use.
+func devAttestationKey(dataDir string) (ed25519.PrivateKey, string, error) {
+	dir := filepath.Join(dataDir, "attestation")
+	privPath, pubPath := filepath.Join(dir, "attestation.key"), filepath.Join(dir, "attestation.pub")
+	if _, err := os.Stat(privPath); errors.Is(err, os.ErrNotExist) {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, "", fmt.Errorf("attestation key dir: %w", err)
+		}
+		if privPath, pubPath, err = audit.GenerateKeyPair(dir); err != nil {
+			return nil, "", fmt.Errorf("generate dev attestation key: %w", err)
+		}
+	}
+	priv, err := audit.LoadPrivateKey(privPath)
+	if err != nil {
+		return nil, "", err
+	}
+	return priv, pubPath, nil
 }
 
 func orNone(s string) string {

@@ -80,9 +80,10 @@ func newReleaseCmd(env Env) *cobra.Command {
 		},
 	}
 
+	var format string
 	report := &cobra.Command{
-		Use:   "report ID",
-		Short: "Print the release report (Markdown) from S3",
+		Use:   "report ID [--format md|html|json]",
+		Short: "Print the release report from S3 (Markdown, self-contained HTML or JSON)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -98,11 +99,19 @@ func newReleaseCmd(env Env) *cobra.Command {
 			if res.ReportKey == "" {
 				return fmt.Errorf("release %s has no report", args[0])
 			}
+			key := res.ReportKey
+			switch format {
+			case "md", "markdown":
+			case "html", "json":
+				key = strings.TrimSuffix(key, ".md") + "." + format
+			default:
+				return withCode(ExitBadInput, fmt.Errorf("--format %q: use md, html or json", format))
+			}
 			store, err := objstore.New(ctx, objstore.ConfigFromEnv())
 			if err != nil {
 				return fmt.Errorf("connect to S3: %w", err)
 			}
-			b, err := store.Get(ctx, res.ReportKey)
+			b, err := store.Get(ctx, key)
 			if err != nil {
 				return fmt.Errorf("read report: %w", err)
 			}
@@ -110,8 +119,10 @@ func newReleaseCmd(env Env) *cobra.Command {
 			return err
 		},
 	}
+	report.Flags().StringVar(&format, "format", "md", "md, html or json")
 	cmd.AddCommand(start, status, report)
 	cmd.AddCommand(newDecisionCmds(env)...)
+	cmd.AddCommand(newVerifyCmd(env))
 	return cmd
 }
 
@@ -265,7 +276,13 @@ func printResult(out io.Writer, res workflows.ReleaseResult, uiURL, namespace st
 		fmt.Fprintf(out, "results: %s\n", res.Prefix)
 	}
 	if res.ReportKey != "" {
-		fmt.Fprintf(out, "report:  %s\n", res.ReportKey)
+		fmt.Fprintf(out, "report:  %s (also .html, .json)\n", res.ReportKey)
+	}
+	if res.AuditHead != "" {
+		fmt.Fprintf(out, "audit:   chain head %s (starter release verify %s)\n", res.AuditHead, res.ReleaseID)
+	}
+	if res.AttestationKey != "" {
+		fmt.Fprintf(out, "attest:  %s\n", res.AttestationKey)
 	}
 	if res.Verdict == workflows.VerdictBlocked {
 		return withCode(ExitBlocked, fmt.Errorf("release %s blocked by: %s", res.ReleaseID, strings.Join(res.FailedRules, ", ")))
