@@ -7,9 +7,9 @@ package e2e
 import (
 	"context"
 	"crypto/ed25519"
-	"io"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
