@@ -64,6 +64,7 @@ S3 credentials and endpoint come from the AWS_* variables (see objstore).`,
 	_ = gen.MarkFlagRequired("kind")
 	_ = gen.MarkFlagRequired("out")
 	cmd.AddCommand(gen)
+	cmd.AddCommand(newDatasetsFitCmd(env))
 	return cmd
 }
 

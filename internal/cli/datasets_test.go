@@ -125,3 +125,34 @@ func TestDatasetsGenerateBadFlags(t *testing.T) {
 		t.Fatalf("bad flags wrote %v", entries)
 	}
 }
+
+// TestDatasetsFitFromGeneratedSample fits a spec to a tabular sample that
+// sandgate generated, which must pass the privacy check and be usable.
+func TestDatasetsFitFromGeneratedSample(t *testing.T) {
+	dir := t.TempDir()
+	if code, _, stderr := runDatasets(t, "generate", "--kind", "tabular", "--spec", "credit-applicant", "--rows", "3000", "--out", dir); code != 0 {
+		t.Fatalf("generate: exit %d: %s", code, stderr)
+	}
+	parts, _ := filepath.Glob(filepath.Join(dir, "*.parquet"))
+	if len(parts) == 0 {
+		parts, _ = filepath.Glob(filepath.Join(dir, "*", "*.parquet"))
+	}
+	if len(parts) == 0 {
+		t.Fatal("no parquet part generated")
+	}
+	spec := filepath.Join(t.TempDir(), "fitted.yaml")
+	code, stdout, stderr := runDatasets(t, "fit", "--sample", parts[0], "--out", spec, "--protected", "sex", "--check-rows", "3000")
+	if code != 0 {
+		t.Fatalf("fit: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	b, err := os.ReadFile(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := datasets.ParseTabularSpec(b); err != nil {
+		t.Fatalf("fitted spec does not parse back: %v", err)
+	}
+	if code, _, _ := runDatasets(t, "fit", "--sample", filepath.Join(dir, "missing.parquet"), "--out", spec); code != ExitBadInput {
+		t.Errorf("missing sample: exit %d, want %d", code, ExitBadInput)
+	}
+}
