@@ -23,7 +23,7 @@ func testInput() ReleaseInput {
 	maxASR := 0.1
 	cfg := config.Release{
 		APIVersion: config.APIVersion, Kind: "Release", Seed: 1,
-		Model: config.Model{Name: "m", Version: "1", Sandbox: config.Sandbox{Command: []string{"x"}, Port: 1}},
+		Model:  config.Model{Name: "m", Version: "1", Sandbox: config.Sandbox{Command: []string{"x"}, Port: 1}},
 		Suites: config.Suites{Adversarial: config.Adversarial{Prompts: 100}},
 		Gate:   gate.Policy{Rules: []gate.Rule{{Name: "asr", Metric: gate.MetricASR, Max: &maxASR}}},
 	}
@@ -69,9 +69,13 @@ func gateFromPolicy(in activities.GateInput) (activities.GateResult, error) {
 func TestBlockedReleaseEndsNormallyWithFailingRulesNamed(t *testing.T) {
 	env := newEnv(t)
 	env.OnActivity(a.AdversarialShard, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.ShardInput) (activities.ShardResult, error) { return shardResult(10, 15)(in) })
+		func(_ context.Context, in activities.ShardInput) (activities.ShardResult, error) {
+			return shardResult(10, 15)(in)
+		})
 	env.OnActivity(a.Gate, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.GateInput) (activities.GateResult, error) { return gateFromPolicy(in) })
+		func(_ context.Context, in activities.GateInput) (activities.GateResult, error) {
+			return gateFromPolicy(in)
+		})
 	env.ExecuteWorkflow(ReleaseWorkflow, testInput())
 	if err := env.GetWorkflowError(); err != nil {
 		t.Fatal(err)
@@ -97,7 +101,9 @@ func TestLostSandboxIsProvisionedAgainAndDoneShardsAreKept(t *testing.T) {
 			return shardResult(0, 25)(in)
 		})
 	env.OnActivity(a.Gate, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.GateInput) (activities.GateResult, error) { return gateFromPolicy(in) })
+		func(_ context.Context, in activities.GateInput) (activities.GateResult, error) {
+			return gateFromPolicy(in)
+		})
 	env.SetTestTimeout(time.Minute)
 	env.ExecuteWorkflow(ReleaseWorkflow, testInput())
 	if err := env.GetWorkflowError(); err != nil {
