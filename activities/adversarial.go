@@ -82,11 +82,10 @@ func (a *Activities) AdversarialShard(ctx context.Context, in ShardInput) (Shard
 		_ = activity.GetHeartbeatDetails(ctx, &progress)
 	}
 
-	dsPath, cleanup, err := a.downloadDataset(ctx, in.Dataset)
+	prompts, err := a.readPrompts(ctx, in.Dataset, start, end)
 	if err != nil {
 		return res, err
 	}
-	defer cleanup()
 
 	client := &modelapi.Client{BaseURL: sb.Endpoint()}
 	manifest := datasets.Manifest{SchemaVersion: datasets.ManifestSchemaVersion, Dataset: StageAdversarial, Generator: "redteam.Run", GeneratorVersion: GeneratorVersion}
@@ -94,7 +93,7 @@ func (a *Activities) AdversarialShard(ctx context.Context, in ShardInput) (Shard
 		pStart := start + int64(p)*int64(in.PartSize)
 		pEnd := min(pStart+int64(in.PartSize), end)
 		key := k.resultPart(StageAdversarial, in.Shard, p)
-		rows, file, resumed, err := a.adversarialPart(ctx, client, in, dsPath, key, pStart, pEnd, p < progress.NextPart)
+		rows, file, resumed, err := a.adversarialPart(ctx, client, in, prompts[pStart-start:pEnd-start], key, p < progress.NextPart)
 		if err != nil {
 			return res, fmt.Errorf("shard %d part %d: %w", in.Shard, p, err)
 		}
@@ -118,8 +117,8 @@ func (a *Activities) AdversarialShard(ctx context.Context, in ShardInput) (Shard
 
 // adversarialPart returns the rows of one part, from S3 when an earlier
 // attempt already wrote it completely, otherwise by running the attacks.
-func (a *Activities) adversarialPart(ctx context.Context, client *modelapi.Client, in ShardInput, dsPath, key string, start, end int64, heartbeatSaysDone bool) ([]redteam.AttemptRow, datasets.ManifestFile, bool, error) {
-	want := end - start
+func (a *Activities) adversarialPart(ctx context.Context, client *modelapi.Client, in ShardInput, prompts []datasets.PromptRow, key string, heartbeatSaysDone bool) ([]redteam.AttemptRow, datasets.ManifestFile, bool, error) {
+	want := int64(len(prompts))
 	exists, err := a.Store.Exists(ctx, key)
 	if err != nil {
 		return nil, datasets.ManifestFile{}, false, fmt.Errorf("check %s: %w", key, err)
@@ -130,10 +129,6 @@ func (a *Activities) adversarialPart(ctx context.Context, client *modelapi.Clien
 			return rows, file, true, nil
 		}
 		a.Logger.Warn("re-running incomplete part", "key", key, "rows", len(rows), "want", want, "err", err, "heartbeat_done", heartbeatSaysDone)
-	}
-	prompts, err := datasets.ReadRows[datasets.PromptRow](dsPath, start, want)
-	if err != nil {
-		return nil, datasets.ManifestFile{}, false, fmt.Errorf("read prompts [%d,%d): %w", start, end, err)
 	}
 	rows := make([]redteam.AttemptRow, 0, len(prompts))
 	opt := redteam.RunOptions{

@@ -140,13 +140,8 @@ func (a *Activities) Shadow(ctx context.Context, in ShadowInput) (ShadowResult, 
 	if err != nil {
 		return ShadowResult{}, err
 	}
-	dsPath, cleanup, err := a.downloadDataset(ctx, in.Dataset)
-	if err != nil {
-		return ShadowResult{}, err
-	}
-	defer cleanup()
 	n := min(int64(in.Requests), in.Dataset.Rows)
-	prompts, err := datasets.ReadRows[datasets.PromptRow](dsPath, 0, n)
+	prompts, err := a.readPrompts(ctx, in.Dataset, 0, n)
 	if err != nil {
 		return ShadowResult{}, fmt.Errorf("read traffic: %w", err)
 	}

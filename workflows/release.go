@@ -12,6 +12,7 @@ import (
 	"github.com/sandgate/sandgate/activities"
 	"github.com/sandgate/sandgate/audit"
 	"github.com/sandgate/sandgate/config"
+	"github.com/sandgate/sandgate/datasets"
 	"github.com/sandgate/sandgate/gate"
 	"github.com/sandgate/sandgate/redteam"
 )
@@ -180,18 +181,19 @@ func (r *release) sandboxPhase(ctx workflow.Context) (err error) {
 
 	if r.dataset == nil {
 		r.setStage(ctx, StageGenerate, StateRunning, fmt.Sprintf("%d adversarial prompts, seed %d", cfg.Suites.Adversarial.Prompts, cfg.Seed))
-		var ds activities.DatasetRef
-		if err := workflow.ExecuteActivity(r.opts(ctx, "generate prompts", 30*time.Minute), a.GeneratePrompts, activities.GenerateInput{
-			ReleaseID: r.in.ReleaseID, Seed: cfg.Seed, Count: cfg.Suites.Adversarial.Prompts,
-			Families: cfg.Suites.Adversarial.Families, ConverterRate: cfg.Suites.Adversarial.ConverterRate,
-		}).Get(ctx, &ds); err != nil {
+		ds, err := r.generate(ctx)
+		if err != nil {
 			return fmt.Errorf("generate: %w", err)
 		}
-		r.dataset = &ds
+		r.dataset = ds
 		if err := r.record(ctx, audit.KindStage, StageGenerate, []string{ds.ManifestKey}, map[string]any{"rows": ds.Rows, "seed": cfg.Seed}, "", ""); err != nil {
 			return err
 		}
-		r.setStage(ctx, StageGenerate, StateDone, fmt.Sprintf("%d rows → %s", ds.Rows, ds.FileKey))
+		how := "generated"
+		if ds.Reused {
+			how = "reused"
+		}
+		r.setStage(ctx, StageGenerate, StateDone, fmt.Sprintf("%d rows in %d parts (%s) → %s", ds.Rows, len(ds.Files), how, ds.ManifestKey))
 	}
 
 	if r.advResults == nil {
@@ -278,6 +280,41 @@ func (r *release) sandboxPhase(ctx workflow.Context) (err error) {
 			sr.Summary.ExactAgreement, sr.Summary.NoiseFloorAgreement, sr.Summary.LatencyP95Ratio, gateSummary(g.Verdict)))
 	}
 	return nil
+}
+
+// generate makes the prompt dataset in as many parts as the adversarial
+// stage has shards, one activity each, then writes the manifest; a dataset
+// already on S3 with a matching manifest is reused.
+func (r *release) generate(ctx workflow.Context) (*activities.DatasetRef, error) {
+	cfg := r.in.Config
+	adv := cfg.Suites.Adversarial
+	in := activities.GenerateInput{
+		ReleaseID: r.in.ReleaseID, Seed: cfg.Seed, Count: adv.Prompts, Shards: min(adv.Shards, adv.Prompts),
+		Families: adv.Families, ConverterRate: adv.ConverterRate,
+	}
+	var ds activities.DatasetRef
+	if err := workflow.ExecuteActivity(r.opts(ctx, "look for an identical dataset", 2*time.Minute), a.FindDataset, in).Get(ctx, &ds); err != nil {
+		return nil, err
+	}
+	if ds.Reused {
+		return &ds, nil
+	}
+	futures := make([]workflow.Future, in.Shards)
+	for i := range futures {
+		futures[i] = workflow.ExecuteActivity(r.opts(ctx, fmt.Sprintf("generate prompts part %d/%d", i+1, in.Shards), 30*time.Minute),
+			a.GeneratePromptsShard, activities.PromptShardInput{GenerateInput: in, Shard: i})
+	}
+	files := make([]datasets.ManifestFile, in.Shards)
+	for i, f := range futures {
+		if err := f.Get(ctx, &files[i]); err != nil {
+			return nil, fmt.Errorf("part %d: %w", i, err)
+		}
+	}
+	if err := workflow.ExecuteActivity(r.opts(ctx, "dataset manifest", 2*time.Minute), a.FinalizeDataset,
+		activities.FinalizeDatasetInput{GenerateInput: in, Files: files}).Get(ctx, &ds); err != nil {
+		return nil, err
+	}
+	return &ds, nil
 }
 
 // adversarial fans the prompts out over a fixed number of shards, so the
@@ -416,7 +453,7 @@ func (r *release) report(ctx workflow.Context, verdict string) (string, error) {
 		rep.Artifacts = append(rep.Artifacts, audit.Artifact{Name: "shadow pairs", Key: r.shadow.ManifestKey, Rows: r.shadow.Rows})
 	}
 	if r.dataset != nil {
-		rep.Artifacts = append([]audit.Artifact{{Name: "prompt dataset", Key: r.dataset.ManifestKey, Rows: r.dataset.Rows, SHA256: r.dataset.SHA256}}, rep.Artifacts...)
+		rep.Artifacts = append([]audit.Artifact{{Name: "prompt dataset", Key: r.dataset.ManifestKey, Rows: r.dataset.Rows}}, rep.Artifacts...)
 	}
 	if r.advResults != nil {
 		rep.Artifacts = append(rep.Artifacts, audit.Artifact{Name: "adversarial results", Key: r.advResults.ManifestKey, Rows: r.advResults.Rows})

@@ -38,7 +38,7 @@ func newEnv(t *testing.T) *testsuite.TestWorkflowEnvironment {
 	env.RegisterActivity(&activities.Activities{})
 	env.OnActivity(a.Prepare, mock.Anything, mock.Anything).Return(activities.PrepareResult{ConfigKey: "k", Prefix: "s3://b/p/"}, nil)
 	env.OnActivity(a.AppendAudit, mock.Anything, mock.Anything).Return(activities.AuditRef{Hash: "h"}, nil)
-	env.OnActivity(a.GeneratePrompts, mock.Anything, mock.Anything).Return(activities.DatasetRef{ManifestKey: "dm", FileKey: "df", Rows: 100}, nil)
+	env.OnActivity(a.FindDataset, mock.Anything, mock.Anything).Return(activities.DatasetRef{ManifestKey: "dm", Rows: 100, Reused: true}, nil)
 	env.OnActivity(a.FinalizeResults, mock.Anything, mock.Anything).Return(activities.ResultsRef{ManifestKey: "rm", Rows: 100}, nil)
 	env.OnActivity(a.PrivacyScan, mock.Anything, mock.Anything).Return(activities.PrivacyResult{ManifestKey: "pm"}, nil)
 	env.OnActivity(a.Teardown, mock.Anything, mock.Anything).Return(activities.TeardownResult{}, nil)
