@@ -2,8 +2,8 @@ package activities
 
 import (
 	"context"
-	"maps"
 	"fmt"
+	"maps"
 	"strconv"
 
 	"github.com/sandgate/sandgate/config"
