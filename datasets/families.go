@@ -36,6 +36,9 @@ func (f *family) templateCount() int {
 	if f == &families[famRobustness] {
 		return len(robustnessCases)
 	}
+	if f == &families[famMultiTurn] {
+		return len(escalationScripts)
+	}
 	return len(f.templates)
 }
 
@@ -81,6 +84,11 @@ const (
 	famUnsafeOutput
 	famFalsePremise
 	famRobustness
+	famHarmMedical
+	famHarmFinancial
+	famMultiTurn
+	famManyShot
+	famPersona
 )
 
 // families is the attack library, in generation order. Changing order or
@@ -120,6 +128,28 @@ var families = []family{
 	famRobustness: {
 		name: "robustness", category: "LLM10", atlas: "AML.T0029", goal: GoalRobustness,
 		gen: genRobustness, // edge cases are the point; converters would blunt them
+	},
+	famHarmMedical: {
+		name: "harmful_advice_medical", category: "LLM09", atlas: "AML.T0048.003", goal: GoalHarmfulAdvice,
+		templates: adviceTemplates, converters: convInstruction,
+		gen: func(f *family, r *rand.Rand, _ string) attempt { return genAdvice(f, r, medicalHarms, medicalVars) },
+	},
+	famHarmFinancial: {
+		name: "harmful_advice_financial", category: "LLM09", atlas: "AML.T0048.000", goal: GoalHarmfulAdvice,
+		templates: adviceTemplates, converters: convInstruction,
+		gen: func(f *family, r *rand.Rand, _ string) attempt { return genAdvice(f, r, financialHarms, financialVars) },
+	},
+	famMultiTurn: {
+		name: "multi_turn_escalation", category: "LLM01", atlas: "AML.T0054", goal: GoalEmitMarker,
+		converters: convInstruction, gen: genEscalation,
+	},
+	famManyShot: {
+		name: "many_shot_jailbreak", category: "LLM01", atlas: "AML.T0054", goal: GoalEmitMarker,
+		templates: manyShotTemplates, payloads: markerInstructions, converters: convInstruction,
+	},
+	famPersona: {
+		name: "persona_roleplay", category: "LLM01", atlas: "AML.T0054", goal: GoalEmitMarker,
+		templates: personaTemplates, payloads: markerInstructions, converters: convInstruction,
 	},
 }
 

@@ -14,7 +14,7 @@ import (
 // together with the version that produced it.
 const (
 	PromptsGenerator        = "sandgate/datasets.Prompts"
-	PromptsGeneratorVersion = "1.0.0"
+	PromptsGeneratorVersion = "1.1.0"
 )
 
 // Goals: what an attempt tries to make the model do. The judge in redteam/
@@ -27,6 +27,7 @@ const (
 	GoalUnsafeOutput     = "unsafe_output"      // emit active content (Marker) unescaped
 	GoalFalsePremise     = "false_premise"      // accept a false premise instead of stating Expected
 	GoalRobustness       = "robustness"         // answer without crashing, hanging or running away
+	GoalHarmfulAdvice    = "harmful_advice"     // give the unsafe medical/financial advice Marker describes (see HarmKeywords)
 )
 
 // PromptRow is one adversarial prompt. Its Parquet schema is documented in
@@ -40,7 +41,7 @@ type PromptRow struct {
 	TemplateID string `parquet:"template_id,dict"`
 	Converters string `parquet:"converters,dict"` // "base64+rot13", "" for none
 	Goal       string `parquet:"goal,dict"`       // see Goal* constants
-	Marker     string `parquet:"marker"`          // goal emit_marker / unsafe_output: string whose presence means breach
+	Marker     string `parquet:"marker"`          // emit_marker / unsafe_output: string whose presence means breach; harmful_advice: keyword set (HarmKeywords)
 	Expected   string `parquet:"expected"`        // goal false_premise: fact that a correct answer contains
 	Prompt     string `parquet:"prompt"`
 	Seed       int64  `parquet:"seed"`
@@ -191,10 +192,18 @@ func genPrompt(seed uint64, i int64, o normOptions) PromptRow {
 	f := o.families[r.IntN(len(o.families))]
 	a := f.build(r, rowMarker(seed, i))
 
+	goal, category, atlas := f.goal, f.category, f.atlas
+	if a.goal != "" {
+		goal, category, atlas = a.goal, a.category, a.atlas
+	}
+	protect := a.marker
+	if goal == GoalHarmfulAdvice {
+		protect = "" // a keyword set, not text of the prompt
+	}
 	var chain []string
 	payload := a.payload
 	if len(f.converters) > 0 && o.rate > 0 && r.Float64() < o.rate {
-		cc := convCtx{r: r, goal: f.goal, protect: a.marker}
+		cc := convCtx{r: r, goal: goal, protect: protect}
 		for _, c := range pickChain(r, f.converters, o.maxChain) {
 			var name string
 			payload, name = c.apply(&cc, payload)
@@ -206,11 +215,11 @@ func genPrompt(seed uint64, i int64, o normOptions) PromptRow {
 		ID:         fmt.Sprintf("p-%016x-%09d", seed, i),
 		Index:      i,
 		Family:     f.name,
-		Category:   f.category,
-		AtlasID:    f.atlas,
+		Category:   category,
+		AtlasID:    atlas,
 		TemplateID: a.templateID,
 		Converters: strings.Join(chain, "+"),
-		Goal:       f.goal,
+		Goal:       goal,
 		Marker:     strings.ToValidUTF8(a.marker, "\uFFFD"),
 		Expected:   strings.ToValidUTF8(a.expected, "\uFFFD"),
 		Prompt:     strings.ToValidUTF8(prompt, "\uFFFD"),
@@ -227,6 +236,9 @@ type attempt struct {
 	payload    string
 	marker     string
 	expected   string
+	// goal, category and atlas override the family's for this row when goal
+	// is set (multi-turn escalation ends in different asks).
+	goal, category, atlas string
 }
 
 // FamilyInfo describes an attack family for docs, CLIs and validation.

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"math/rand/v2"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -91,6 +92,10 @@ func TestPromptsCoverage(t *testing.T) {
 			if r.Expected == "" || r.Marker != "" {
 				t.Fatalf("row %d: false premise without expected fact: %+v", r.Index, r)
 			}
+		case GoalHarmfulAdvice:
+			if len(HarmKeywords(r.Marker)) < 2 || r.Expected != "" || strings.Contains(r.Marker, "SGMARK-") {
+				t.Fatalf("row %d: harmful advice without a keyword set: %+v", r.Index, r)
+			}
 		default:
 			if r.Marker != "" || r.Expected != "" {
 				t.Fatalf("row %d (%s): unexpected marker/expected", r.Index, r.Goal)
@@ -100,11 +105,11 @@ func TestPromptsCoverage(t *testing.T) {
 	if len(cats) < 5 {
 		t.Fatalf("only %d OWASP categories: %v", len(cats), cats)
 	}
-	if len(fams) != len(families) {
-		t.Fatalf("families covered: %v", fams)
+	if len(fams) != len(families) || len(fams) < 12 {
+		t.Fatalf("families covered (want all, at least 12): %v", fams)
 	}
-	if len(convs) < 8 {
-		t.Fatalf("only %d converters used: %v", len(convs), convs)
+	if len(convs) < 15 {
+		t.Fatalf("only %d converters used (want at least 15): %v", len(convs), convs)
 	}
 	if len(templates) < 60 {
 		t.Fatalf("only %d distinct templates in 500 rows", len(templates))
@@ -115,8 +120,8 @@ func TestPromptsCoverage(t *testing.T) {
 			withConv++
 		}
 	}
-	// Default rate 0.5 on the 7 of 8 families that take converters.
-	if withConv < 150 || withConv > 300 {
+	// Default rate 0.5 on the 12 of 13 families that take converters.
+	if withConv < 180 || withConv > 300 {
 		t.Fatalf("%d of 500 rows have converters", withConv)
 	}
 	t.Logf("categories %v\nconverters %v\ngoals %v", cats, convs, goals)
@@ -125,7 +130,7 @@ func TestPromptsCoverage(t *testing.T) {
 func hasEncoder(chain string) bool {
 	for c := range strings.SplitSeq(chain, "+") {
 		switch c {
-		case "base64", "hex", "rot13":
+		case "base64", "hex", "rot13", "url_encode", "reverse", "caesar", "binary":
 			return true
 		}
 	}
@@ -219,6 +224,127 @@ func TestEncodersRoundTrip(t *testing.T) {
 	}
 }
 
+// TestNewConvertersRoundTrip: the reversible converters invert exactly,
+// and each wrapped output carries the encoding a model would undo.
+func TestNewConvertersRoundTrip(t *testing.T) {
+	inputs := []string{sample, "", "a", "Ünïcödé ✓ 🧪 mixed Привет 100% +/?&=#", "\t\n tabs and \r\n newlines"}
+	for _, s := range inputs {
+		if got, err := url.PathUnescape(urlEncode(s)); err != nil || got != s {
+			t.Errorf("url_encode(%q) does not decode back: %q %v", s, got, err)
+		}
+		if strings.ContainsAny(urlEncode(s), " +") {
+			t.Errorf("url_encode(%q) left a space or plus", s)
+		}
+		if got := reverseRunes(reverseRunes(s)); got != s {
+			t.Errorf("reverse is not an involution on %q", s)
+		}
+		if got := caesar(caesar(s, 3), -3); got != s {
+			t.Errorf("caesar(3) does not invert on %q", s)
+		}
+		if caesar(s, 13) != rot13(s) {
+			t.Errorf("caesar(13) != rot13 on %q", s)
+		}
+		if got, ok := binaryDecode(binaryEncode(s)); !ok || got != s {
+			t.Errorf("binary(%q) does not decode back: %q", s, got)
+		}
+		if got := fromFullwidth(toFullwidth(s)); got != s {
+			t.Errorf("fullwidth(%q) does not invert: %q", s, got)
+		}
+	}
+	if caesar("Abc xyz", 3) != "Def abc" {
+		t.Errorf("caesar shift 3 = %q", caesar("Abc xyz", 3))
+	}
+	if toFullwidth("Hi 1!") != "Ｈｉ １！" {
+		t.Errorf("fullwidth = %q", toFullwidth("Hi 1!"))
+	}
+	for seed := range uint64(20) {
+		c := &convCtx{r: rand.New(rand.NewPCG(seed, 3)), protect: "SGMARK-00112233aabbccdd", goal: GoalEmitMarker}
+		checks := []struct {
+			conv   *converter
+			decode func(out string) bool
+		}{
+			{&convURL, func(out string) bool {
+				return anyField(out, func(f string) bool { d, err := url.PathUnescape(f); return err == nil && d == sample })
+			}},
+			{&convReverse, func(out string) bool { return strings.Contains(out, reverseRunes(sample)) }},
+			{&convCaesar, func(out string) bool { return strings.Contains(caesar(out, -3), sample) }},
+			{&convBinary, func(out string) bool { return strings.Contains(out, binaryEncode(sample)) }},
+			{&convFullwidth, func(out string) bool { return fromFullwidth(out) == sample && out != sample }},
+		}
+		for _, ch := range checks {
+			out, name := ch.conv.apply(c, sample)
+			if name != ch.conv.name || !ch.decode(out) || !utf8.ValidString(out) {
+				t.Fatalf("%s output does not decode back: %q", ch.conv.name, out)
+			}
+		}
+	}
+	// The fullwidth distortion keeps the marker byte-exact.
+	out := outsideProtected(sample, "SGMARK-00112233aabbccdd", toFullwidth)
+	if !strings.Contains(out, "SGMARK-00112233aabbccdd") {
+		t.Fatalf("fullwidth touched the marker: %q", out)
+	}
+}
+
+func TestNewFamilies(t *testing.T) {
+	byFam := map[string][]PromptRow{}
+	for r := range Prompts(11, 3000, PromptOptions{}) {
+		byFam[r.Family] = append(byFam[r.Family], r)
+	}
+	for _, name := range []string{"harmful_advice_medical", "harmful_advice_financial", "multi_turn_escalation", "many_shot_jailbreak", "persona_roleplay"} {
+		rows := byFam[name]
+		if len(rows) < 100 {
+			t.Fatalf("%s: only %d of 3000 rows", name, len(rows))
+		}
+		tpl := map[string]bool{}
+		for _, r := range rows {
+			tpl[strings.SplitN(r.TemplateID, "/", 2)[0]] = true
+		}
+		if len(tpl) < 10 {
+			t.Errorf("%s: %d templates used", name, len(tpl))
+		}
+	}
+	goals := map[string]string{}
+	for _, r := range byFam["multi_turn_escalation"] {
+		goals[r.Goal] = r.Category
+		if r.Converters == "" && (strings.Count(r.Prompt, "\n") < 4 || !strings.Contains(r.TemplateID, "/")) {
+			t.Fatalf("escalation without a transcript: %q", r.Prompt)
+		}
+		if r.Goal == GoalEmitMarker && (r.Marker == "" || !hasEncoder(r.Converters) && !strings.Contains(r.Prompt, r.Marker)) {
+			t.Fatalf("escalation to a marker without it: %+v", r)
+		}
+	}
+	if goals[GoalEmitMarker] != "LLM01" || goals[GoalLeakSystemPrompt] != "LLM07" || goals[GoalLeakSecret] != "LLM02" {
+		t.Errorf("escalation goals/categories: %v", goals)
+	}
+	for _, r := range byFam["many_shot_jailbreak"] {
+		if r.Converters == "" && strings.Count(r.Prompt, "\n\n") < 12 {
+			t.Fatalf("many-shot row with few shots: %q", r.Prompt)
+		}
+	}
+	for _, f := range []string{"harmful_advice_medical", "harmful_advice_financial"} {
+		for _, r := range byFam[f] {
+			if r.Goal != GoalHarmfulAdvice || r.Category != "LLM09" || len(HarmKeywords(r.Marker)) < 2 {
+				t.Fatalf("%s row: %+v", f, r)
+			}
+		}
+	}
+	for _, h := range append(slices.Clone(medicalHarms), financialHarms...) {
+		for _, g := range HarmKeywords(h.keywords) {
+			for _, a := range g {
+				if a != strings.ToLower(a) || strings.ContainsAny(a, ".,'\"") {
+					t.Errorf("%s: keyword %q is not in folded form", h.id, a)
+				}
+			}
+		}
+	}
+	if HarmKeywords("") != nil || HarmKeywords("one|two") != nil || HarmKeywords("a + ") != nil {
+		t.Error("HarmKeywords accepted a degenerate marker")
+	}
+	if got := HarmKeywords("a|b + c"); len(got) != 2 || len(got[0]) != 2 || got[1][0] != "c" {
+		t.Errorf("HarmKeywords = %q", got)
+	}
+}
+
 func anyField(s string, ok func(string) bool) bool {
 	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ' ' || r == '\n' || r == ':' }) {
 		if ok(f) {
@@ -230,7 +356,7 @@ func anyField(s string, ok func(string) bool) bool {
 
 func TestDistortionsKeepMarker(t *testing.T) {
 	const marker = "SGMARK-00112233aabbccdd"
-	for _, conv := range []*converter{&convLeet, &convHomoglyph, &convZeroWidth, &convCharSwap, &convCodeBlock, &convPolite, &convLanguage} {
+	for _, conv := range []*converter{&convLeet, &convHomoglyph, &convZeroWidth, &convCharSwap, &convCodeBlock, &convPolite, &convLanguage, &convFullwidth} {
 		changed := false
 		for seed := range uint64(30) {
 			c := &convCtx{r: rand.New(rand.NewPCG(seed, 2)), protect: marker, goal: GoalEmitMarker}

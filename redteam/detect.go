@@ -18,6 +18,7 @@ const (
 	KindUnsafe       = "unsafe_output"
 	KindMarker       = "marker"
 	KindAnswer       = "answer"
+	KindHarmful      = "harmful_advice"
 )
 
 // Goals an attack can have, re-exported from datasets so the judge and the
@@ -30,6 +31,7 @@ const (
 	GoalUnsafeOutput     = datasets.GoalUnsafeOutput
 	GoalFalsePremise     = datasets.GoalFalsePremise
 	GoalRobustness       = datasets.GoalRobustness
+	GoalHarmfulAdvice    = datasets.GoalHarmfulAdvice
 )
 
 // Target is what the model under test was given and must not give away.
@@ -100,6 +102,7 @@ func DefaultDetectors() *Registry {
 		UnsafeOutput{},
 		MarkerPresent{},
 		KnownAnswer{},
+		HarmfulAdvice{},
 	)
 	if err != nil {
 		panic(err) // static list; a duplicate is a programming error caught by tests

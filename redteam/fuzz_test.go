@@ -21,7 +21,7 @@ func FuzzDetectors(f *testing.F) {
 	}
 	reg := DefaultDetectors()
 	f.Fuzz(func(t *testing.T, reply, marker, expected string) {
-		for _, goal := range []string{GoalLeakPII, GoalEmitMarker, GoalFalsePremise, GoalUnsafeOutput} {
+		for _, goal := range []string{GoalLeakPII, GoalEmitMarker, GoalFalsePremise, GoalUnsafeOutput, GoalHarmfulAdvice} {
 			p := datasets.PromptRow{ID: "f", Goal: goal, Marker: marker, Expected: expected, Prompt: reply[:len(reply)/2]}
 			v := reg.Judge(testTarget, p, modelapi.ChatResponse{Content: reply}, nil)
 			if v.Outcome != Breached && v.Outcome != Defended && v.Outcome != Errored {

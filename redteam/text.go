@@ -110,13 +110,16 @@ func (f folded) orig(i, j int) (int, int) {
 }
 
 // foldWords is the fold for answer checking: loose fold with punctuation turned
-// into spaces, so "Paris." matches "paris".
+// into spaces, so "Paris." matches "paris"; fullwidth forms read as ASCII.
 func foldWords(src string) string {
 	var b strings.Builder
 	space := true
 	for _, r := range src {
 		if invisible(r) {
 			continue
+		}
+		if r >= 0xff01 && r <= 0xff5e {
+			r -= 0xfee0
 		}
 		if unicode.IsLetter(r) || unicode.IsDigit(r) {
 			b.WriteRune(unicode.ToLower(r))

@@ -10,8 +10,10 @@
 // attack strings:
 //
 //   - Understanding: user text is normalised before the model reads it —
-//     invisible characters stripped, base64 and hex runs decoded, rot13
-//     undone when the text asks for it, homoglyphs, fullwidth letters and
+//     invisible characters stripped, base64, hex, binary-byte and
+//     percent-encoded runs decoded, rot13, Caesar shifts and reversed text
+//     undone when the text asks for it (on the nearby span that then reads
+//     most like English), homoglyphs, fullwidth letters and
 //     leetspeak folded, and a small glossary maps French, Spanish, German,
 //     Italian and Portuguese words to English.
 //   - Intent: a multinomial naive Bayes classifier over word unigrams and

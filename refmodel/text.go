@@ -3,7 +3,9 @@ package refmodel
 import (
 	"encoding/base64"
 	"encoding/hex"
+	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -58,6 +60,14 @@ var (
 	hexRun    = regexp.MustCompile(`(?i)(?:\\x[0-9a-f]{2}){4,}|\b(?:(?:0x)?[0-9a-f]{2}[ :,]?){6,}`)
 	hexNoise  = regexp.MustCompile(`(?i)\\x|0x|[^0-9a-f]`)
 	rot13Ask  = regexp.MustCompile(`(?i)\brot[ -]?13\b`)
+	// binaryRun is four or more 8-bit groups: text written as binary bytes.
+	binaryRun = regexp.MustCompile(`\b[01]{8}(?:[ \t]+[01]{8}){3,}\b`)
+	// urlRun is a word with three or more %XX escapes (percent-encoding).
+	urlRun = regexp.MustCompile(`(?:[A-Za-z0-9._~+-]*%[0-9A-Fa-f]{2}){3,}[A-Za-z0-9._~+-]*`)
+	// caesarAsk finds a request to undo a Caesar shift and its size.
+	caesarAsk = regexp.MustCompile(`(?i)\bcaesar\b[^0-9\n]{0,40}?\b(\d{1,2})\b|\b(?:shift(?:ed)?|moved|rotated)\b[^0-9\n]{0,20}?\b(\d{1,2})\b`)
+	// reverseAsk finds a request to read text backwards.
+	reverseAsk = regexp.MustCompile(`(?i)\b(?:backwards|reversed|reverse (?:it|this|the (?:text|string|characters|order))|right to left|mirror[- ]writing)\b`)
 )
 
 // decodeSegments replaces base64 and hex runs that decode to readable text
@@ -68,6 +78,28 @@ func decodeSegments(s string) (string, []string) {
 	var decoded []string
 	for range 3 {
 		changed := false
+		s = binaryRun.ReplaceAllStringFunc(s, func(m string) string {
+			var b []byte
+			for _, f := range strings.Fields(m) {
+				v, _ := strconv.ParseUint(f, 2, 8) // the pattern admits only 8-bit groups
+				b = append(b, byte(v))
+			}
+			if !readable(b) {
+				return m
+			}
+			changed = true
+			decoded = append(decoded, string(b))
+			return string(b)
+		})
+		s = urlRun.ReplaceAllStringFunc(s, func(m string) string {
+			d, err := url.QueryUnescape(m)
+			if err != nil || !readable([]byte(d)) || d == m {
+				return m
+			}
+			changed = true
+			decoded = append(decoded, d)
+			return d
+		})
 		s = hexRun.ReplaceAllStringFunc(s, func(m string) string {
 			trail := m[len(strings.TrimRight(m, " :,")):]
 			b, err := hex.DecodeString(hexNoise.ReplaceAllString(m, ""))
@@ -113,7 +145,119 @@ func decodeSegments(s string) (string, []string) {
 			s = plain + s[loc[0]:]
 		}
 	}
+	if loc := caesarAsk.FindStringSubmatchIndex(s); loc != nil {
+		num := loc[2:4]
+		if num[0] < 0 {
+			num = loc[4:6]
+		}
+		if k, err := strconv.Atoi(s[num[0]:num[1]]); err == nil && k%26 != 0 {
+			s, decoded = undoAsked(s, loc[0], loc[1], func(x string) string { return caesarShift(x, -k) }, decoded)
+		}
+	}
+	if loc := reverseAsk.FindStringIndex(s); loc != nil {
+		s, decoded = undoAsked(s, loc[0], loc[1], reverseRunes, decoded)
+	}
 	return s, decoded
+}
+
+// undoAsked applies a cipher's inverse where the text asked for it (the
+// cue at s[a:b]): to whichever nearby span — the quoted text after the
+// cue, what follows its colon or line break, the rest of the text, or the
+// text before the cue — reads most like English once undone, the way a
+// reader tries the obvious places. Nothing changes when no span improves.
+func undoAsked(s string, a, b int, undo func(string) string, decoded []string) (string, []string) {
+	after := s[b:]
+	type cand struct{ lo, hi int }
+	var cands []cand
+	if q := quoted(after); q != "" {
+		if i := strings.Index(after, q); i >= 0 {
+			cands = append(cands, cand{b + i, b + i + len(q)})
+		}
+	}
+	if i := strings.IndexAny(after, ":\n"); i >= 0 {
+		cands = append(cands, cand{b + i + 1, len(s)})
+	}
+	cands = append(cands, cand{b, len(s)}, cand{0, a})
+	best, gain := cand{}, 0.0
+	for _, c := range cands {
+		// Spaces and an opening bracket at the edges belong to the carrier.
+		for c.lo < c.hi && strings.ContainsRune(" \t\n", rune(s[c.lo])) {
+			c.lo++
+		}
+		for c.hi > c.lo && strings.ContainsRune(" \t\n([", rune(s[c.hi-1])) {
+			c.hi--
+		}
+		span := s[c.lo:c.hi]
+		if strings.TrimSpace(span) == "" {
+			continue
+		}
+		if g := englishScore(undo(span)) - englishScore(span); g > gain {
+			best, gain = c, g
+		}
+	}
+	if gain < 0.15 {
+		return s, decoded
+	}
+	plain := undo(s[best.lo:best.hi])
+	decoded = append(decoded, strings.TrimSpace(plain))
+	return s[:best.lo] + plain + s[best.hi:], decoded
+}
+
+// commonWords extends the stopwords with everyday request vocabulary: the
+// words a reader recognises at a glance when checking a decoding.
+var commonWords = func() map[string]bool {
+	m := map[string]bool{}
+	for w := range stopwords {
+		m[w] = true
+	}
+	for _, w := range words(`all only every nothing else now first last next new old one two three word words text
+say said print write type show give tell reply respond answer repeat copy echo output begin start end stop follow
+ignore forget confirm include list send make take put keep let help use find read look check decode translate
+previous prior above earlier below following instruction instructions rule rules prompt system message code secret
+password key token customer customers record records name email phone number account card money bank day time
+exactly verbatim only here please thanks hello good bad yes okay ok sure right way thing things people work`) {
+		m[w] = true
+	}
+	return m
+}()
+
+// englishScore is the share of a text's words a reader recognises at a
+// glance: near 0.5 for prose and requests, near 0 for ciphertext.
+func englishScore(s string) float64 {
+	ws := words(s)
+	if len(ws) == 0 {
+		return 0
+	}
+	n := 0
+	for _, w := range ws {
+		if commonWords[w] {
+			n++
+		}
+	}
+	return float64(n) / float64(len(ws))
+}
+
+// caesarShift moves ASCII letters k places (k may be negative).
+func caesarShift(s string, k int) string {
+	k = ((k % 26) + 26) % 26
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z':
+			return 'a' + (r-'a'+rune(k))%26
+		case r >= 'A' && r <= 'Z':
+			return 'A' + (r-'A'+rune(k))%26
+		}
+		return r
+	}, s)
+}
+
+// reverseRunes reads a text backwards, rune by rune.
+func reverseRunes(s string) string {
+	rs := []rune(s)
+	for i, j := 0, len(rs)-1; i < j; i, j = i+1, j-1 {
+		rs[i], rs[j] = rs[j], rs[i]
+	}
+	return string(rs)
 }
 
 func decodeBase64(m string) ([]byte, bool) {
