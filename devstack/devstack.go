@@ -31,7 +31,10 @@ type Options struct {
 	S3Port       int    // default 9000; 0 = pick a free port
 	Namespace    string // default "default"
 	Bucket       string // default "sandgate"
-	Logger       *slog.Logger
+	// CodecEndpoint is the codec server URL the Web UI calls (from the
+	// browser) to show encrypted payloads; empty: payloads shown as stored.
+	CodecEndpoint string
+	Logger        *slog.Logger
 }
 
 // Defaults, matching the temporal CLI's dev server and MinIO, so existing
@@ -234,7 +237,7 @@ func Start(ctx context.Context, opt Options) (_ *Stack, err error) {
 		if err != nil {
 			return nil, err
 		}
-		if s.ui, err = startUI(ctx, host, uiPort, s.frontendAddr, opt.Namespace, log); err != nil {
+		if s.ui, err = startUI(ctx, host, uiPort, s.frontendAddr, opt.Namespace, opt.CodecEndpoint, log); err != nil {
 			return nil, err
 		}
 		s.uiURL = uiURL(host, uiPort)

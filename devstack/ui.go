@@ -16,11 +16,11 @@ import (
 // ui-server binds the port itself and exits the process if it cannot, so
 // the port is checked immediately before starting; the remaining window is
 // a few microseconds.
-func startUI(ctx context.Context, host string, port int, frontendAddr, namespace string, logger *slog.Logger) (*uiserver.Server, error) {
+func startUI(ctx context.Context, host string, port int, frontendAddr, namespace, codecEndpoint string, logger *slog.Logger) (*uiserver.Server, error) {
 	if err := checkFree(host, port, uiPortSpec); err != nil {
 		return nil, err
 	}
-	srv, err := newUIServer(&uiconfig.Config{
+	cfg := &uiconfig.Config{
 		Host:                host,
 		Port:                port,
 		TemporalGRPCAddress: frontendAddr,
@@ -30,7 +30,9 @@ func startUI(ctx context.Context, host string, port int, frontendAddr, namespace
 		CORS:             uiconfig.CORS{CookieInsecure: true},
 		HideLogs:         true,
 		DisableNewsFetch: true, // no internet from a dev box is normal
-	})
+	}
+	cfg.Codec.Endpoint = codecEndpoint
+	srv, err := newUIServer(cfg)
 	if err != nil {
 		return nil, err
 	}

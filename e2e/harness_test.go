@@ -20,6 +20,7 @@ import (
 
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/sandgate/sandgate/config"
@@ -71,13 +72,21 @@ type stackEnv struct {
 
 func startStack(t *testing.T, ctx context.Context, dataDir string) *stackEnv {
 	t.Helper()
+	return startStackWithCodec(t, ctx, dataDir, nil)
+}
+
+// startStackWithCodec is startStack with a client (and so workers started
+// from it) encoding payloads with pc, as a worker given codec keys does;
+// nil means the SDK's default encoding.
+func startStackWithCodec(t *testing.T, ctx context.Context, dataDir string, pc converter.PayloadCodec) *stackEnv {
+	t.Helper()
 	opt := devstack.Options{DataDir: dataDir, FrontendPort: 0, UIPort: devstack.NoUI, S3Port: 0, Logger: testLogger(t)}
 	st, err := devstack.Start(ctx, opt)
 	if err != nil {
 		t.Fatalf("start devstack: %v", err)
 	}
 	t.Cleanup(func() { _ = st.Stop() })
-	c, err := app.Dial(ctx, app.TemporalConfig{Address: st.FrontendAddress(), Namespace: st.Namespace()}, testLogger(t))
+	c, err := app.Dial(ctx, app.TemporalConfig{Address: st.FrontendAddress(), Namespace: st.Namespace(), Codec: pc}, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

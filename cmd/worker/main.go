@@ -2,7 +2,9 @@
 //
 // It connects to Temporal with TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE and to
 // S3 with the standard AWS_* variables plus AWS_ENDPOINT_URL_S3 for an
-// S3-compatible server, and stops cleanly on SIGINT/SIGTERM: running
+// S3-compatible server. With --codec-keys FILE or SANDGATE_CODEC_KEYS it
+// encrypts every Temporal payload (see package codec); without, payloads
+// are sent as the SDK encodes them. It stops cleanly on SIGINT/SIGTERM: running
 // activities are given time to finish and every sandbox it started is wiped.
 package main
 
@@ -17,6 +19,7 @@ import (
 	"time"
 
 	"github.com/sandgate/sandgate/audit"
+	"github.com/sandgate/sandgate/codec"
 	"github.com/sandgate/sandgate/internal/app"
 	"github.com/sandgate/sandgate/internal/reexec"
 	"github.com/sandgate/sandgate/objstore"
@@ -40,13 +43,23 @@ func main() {
 func run() error {
 	taskQueue := flag.String("task-queue", workflows.TaskQueue, "Temporal task queue to poll")
 	keyPath := flag.String("attestation-key", os.Getenv("SANDGATE_ATTESTATION_KEY"), "ed25519 private key (PEM, PKCS#8) that signs release attestations; empty: none are signed")
+	codecKeys := flag.String("codec-keys", "", "payload encryption key file (lines id:base64key, or JSON); empty: the keys in $"+codec.EnvKeys+", or no encryption when that is empty too")
 	flag.Parse()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	c, err := app.Dial(ctx, app.TemporalFromEnv(), logger)
+	tc := app.TemporalFromEnv()
+	pc, err := codec.Load(*codecKeys, os.Getenv)
+	if err != nil {
+		return err
+	}
+	if cc, ok := pc.(*codec.Codec); ok {
+		tc.Codec = cc
+		logger.Info("payload encryption on", "active_key", cc.ActiveKeyID())
+	}
+	c, err := app.Dial(ctx, tc, logger)
 	if err != nil {
 		return err
 	}

@@ -11,19 +11,28 @@ import (
 	"os"
 
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	tlog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/worker"
 
 	"github.com/sandgate/sandgate/activities"
+	"github.com/sandgate/sandgate/codec"
 	"github.com/sandgate/sandgate/objstore"
 	"github.com/sandgate/sandgate/sandbox"
 	"github.com/sandgate/sandgate/workflows"
 )
 
-// TemporalConfig says where the Temporal cluster is.
+// TemporalConfig says where the Temporal cluster is and how payloads are
+// encoded on the way there.
 type TemporalConfig struct {
 	Address   string
 	Namespace string
+	// Codec, when set, encodes every payload (and failure message) the
+	// client sends, e.g. codec.Codec to encrypt them; nil sends them as the
+	// SDK's default converter writes them. Worker, starter and codec server
+	// must use the same keys.
+	Codec converter.PayloadCodec
 }
 
 // TemporalFromEnv reads TEMPORAL_ADDRESS and TEMPORAL_NAMESPACE (the
@@ -41,11 +50,22 @@ func TemporalFromEnv() TemporalConfig {
 
 // Dial connects to Temporal.
 func Dial(ctx context.Context, tc TemporalConfig, logger *slog.Logger) (client.Client, error) {
-	c, err := client.DialContext(ctx, client.Options{
+	opts := client.Options{
 		HostPort:  tc.Address,
 		Namespace: tc.Namespace,
 		Logger:    tlog.NewStructuredLogger(logger),
-	})
+	}
+	if tc.Codec != nil {
+		dc := codec.NewDataConverter(tc.Codec)
+		opts.DataConverter = dc
+		// Error messages and stack traces can quote release data; by default
+		// the SDK stores them in clear text next to the encoded payloads.
+		opts.FailureConverter = temporal.NewDefaultFailureConverter(temporal.DefaultFailureConverterOptions{
+			DataConverter:          dc,
+			EncodeCommonAttributes: true,
+		})
+	}
+	c, err := client.DialContext(ctx, opts)
 	if err != nil {
 		return nil, fmt.Errorf("connect to Temporal at %s (namespace %s; set TEMPORAL_ADDRESS/TEMPORAL_NAMESPACE): %w", tc.Address, tc.Namespace, err)
 	}

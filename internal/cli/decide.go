@@ -8,7 +8,6 @@ import (
 	"github.com/spf13/cobra"
 	"go.temporal.io/sdk/client"
 
-	"github.com/sandgate/sandgate/internal/app"
 	"github.com/sandgate/sandgate/workflows"
 )
 
@@ -32,7 +31,7 @@ func newDecisionCmds(env Env) []*cobra.Command {
 				if actor == "" {
 					actor = defaultActor(env)
 				}
-				c, err := app.Dial(ctx, temporalFromEnv(env), env.Logger)
+				c, err := dialEnv(ctx, env)
 				if err != nil {
 					return err
 				}

@@ -6,14 +6,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	"go.temporal.io/sdk/converter"
 
 	"github.com/sandgate/sandgate/audit"
+	"github.com/sandgate/sandgate/codec"
 	"github.com/sandgate/sandgate/devstack"
 	"github.com/sandgate/sandgate/internal/app"
 	"github.com/sandgate/sandgate/objstore"
@@ -63,6 +66,25 @@ func runDev(ctx context.Context, env Env, file string, serve bool, opt devstack.
 		}
 		return err
 	}
+	pc, err := codec.Load("", env.Getenv)
+	if err != nil {
+		return withCode(ExitBadInput, err)
+	}
+	// With encryption on, the Web UI can only show payloads through a codec
+	// endpoint, which it must be given before it starts: listening first
+	// fixes the port, and requests queue until the handler is served below.
+	var codecLn net.Listener
+	if pc != nil && opt.UIPort != devstack.NoUI {
+		host := opt.Host
+		if host == "" {
+			host = devstack.DefaultHost
+		}
+		if codecLn, err = net.Listen("tcp", net.JoinHostPort(host, "0")); err != nil {
+			return fmt.Errorf("codec endpoint for the Web UI: %w", err)
+		}
+		defer codecLn.Close()
+		opt.CodecEndpoint = "http://" + codecLn.Addr().String()
+	}
 
 	fmt.Fprintf(env.Stdout, "starting embedded stack in %s ...\n", opt.DataDir)
 	began := time.Now()
@@ -76,8 +98,22 @@ func runDev(ctx context.Context, env Env, file string, serve bool, opt devstack.
 		}
 	}()
 	fmt.Fprintf(env.Stdout, "temporal %s  ui %s  s3 %s (bucket %s)\n", stack.FrontendAddress(), orNone(stack.UIURL()), stack.S3Endpoint(), stack.Bucket())
+	if codecLn != nil {
+		// Loopback only and reachable by the local browser alone: no token,
+		// since the UI has no login to take one from.
+		origins := []string{stack.UIURL(), strings.Replace(stack.UIURL(), "127.0.0.1", "localhost", 1)}
+		srv := serveCodec(codecLn, newCodecHandler(pc, "", origins), env)
+		defer func() {
+			if err := shutdownCodec(srv); err != nil {
+				env.Logger.Warn("stop codec endpoint", "err", err)
+			}
+		}()
+		fmt.Fprintf(env.Stdout, "payloads encrypted (key %s); the UI decodes them through %s\n", activeKey(pc), opt.CodecEndpoint)
+	} else if pc != nil {
+		fmt.Fprintf(env.Stdout, "payloads encrypted (key %s)\n", activeKey(pc))
+	}
 
-	c, err := app.Dial(ctx, app.TemporalConfig{Address: stack.FrontendAddress(), Namespace: stack.Namespace()}, env.Logger)
+	c, err := app.Dial(ctx, app.TemporalConfig{Address: stack.FrontendAddress(), Namespace: stack.Namespace(), Codec: pc}, env.Logger)
 	if err != nil {
 		return err
 	}
@@ -187,4 +223,12 @@ func orNone(s string) string {
 
 func trimScheme(u string) string {
 	return strings.TrimPrefix(strings.TrimPrefix(u, "http://"), "https://")
+}
+
+// activeKey names the key new payloads are encrypted with, for the user.
+func activeKey(pc converter.PayloadCodec) string {
+	if c, ok := pc.(*codec.Codec); ok {
+		return c.ActiveKeyID()
+	}
+	return "(custom codec)"
 }

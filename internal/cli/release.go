@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/sandgate/sandgate/activities"
+	"github.com/sandgate/sandgate/codec"
 	"github.com/sandgate/sandgate/config"
 	"github.com/sandgate/sandgate/internal/app"
 	"github.com/sandgate/sandgate/objstore"
@@ -35,7 +36,7 @@ func newReleaseCmd(env Env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, err := app.Dial(ctx, temporalFromEnv(env), env.Logger)
+			c, err := dialEnv(ctx, env)
 			if err != nil {
 				return err
 			}
@@ -66,7 +67,7 @@ func newReleaseCmd(env Env) *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			c, err := app.Dial(ctx, temporalFromEnv(env), env.Logger)
+			c, err := dialEnv(ctx, env)
 			if err != nil {
 				return err
 			}
@@ -87,7 +88,7 @@ func newReleaseCmd(env Env) *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			c, err := app.Dial(ctx, temporalFromEnv(env), env.Logger)
+			c, err := dialEnv(ctx, env)
 			if err != nil {
 				return err
 			}
@@ -126,7 +127,10 @@ func newReleaseCmd(env Env) *cobra.Command {
 	return cmd
 }
 
-func temporalFromEnv(env Env) app.TemporalConfig {
+// temporalFromEnv reads TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE and the
+// payload encryption keys (codec.EnvKeys; unset means no encryption, as
+// the worker does without keys). Unusable keys are bad input.
+func temporalFromEnv(env Env) (app.TemporalConfig, error) {
 	tc := app.TemporalConfig{Address: env.Getenv("TEMPORAL_ADDRESS"), Namespace: env.Getenv("TEMPORAL_NAMESPACE")}
 	if tc.Address == "" {
 		tc.Address = "127.0.0.1:7233"
@@ -134,7 +138,24 @@ func temporalFromEnv(env Env) app.TemporalConfig {
 	if tc.Namespace == "" {
 		tc.Namespace = "default"
 	}
-	return tc
+	pc, err := codec.Load("", env.Getenv)
+	if err != nil {
+		return tc, withCode(ExitBadInput, err)
+	}
+	// Assigned only when set: a nil *Codec in the interface would not be nil.
+	if pc != nil {
+		tc.Codec = pc
+	}
+	return tc, nil
+}
+
+// dialEnv connects to the cluster the environment names.
+func dialEnv(ctx context.Context, env Env) (client.Client, error) {
+	tc, err := temporalFromEnv(env)
+	if err != nil {
+		return nil, err
+	}
+	return app.Dial(ctx, tc, env.Logger)
 }
 
 // loadRelease reads and validates the config; any problem is bad input.
