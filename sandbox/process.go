@@ -24,12 +24,17 @@ const (
 )
 
 type shimReport struct {
-	Type     string       `json:"type"`
-	Evidence *NetEvidence `json:"evidence,omitempty"`
-	ModelPid int          `json:"model_pid,omitempty"`
-	Error    string       `json:"error,omitempty"`
-	ExitCode int          `json:"exit_code"`
-	Signal   string       `json:"signal,omitempty"`
+	Type      string             `json:"type"`
+	Evidence  *NetEvidence       `json:"evidence,omitempty"`
+	Isolation *IsolationEvidence `json:"isolation,omitempty"`
+	// LockedTid is the shim thread (pid-namespace id) that forks the model;
+	// the parent reads its status from outside.
+	LockedTid int    `json:"locked_tid,omitempty"`
+	ModelPid  int    `json:"model_pid,omitempty"`
+	Error     string `json:"error,omitempty"`
+	ExitCode  int    `json:"exit_code"`
+	Signal    string `json:"signal,omitempty"`
+	SignalNum int    `json:"signal_num,omitempty"`
 }
 
 // ProcessOptions configure the process provider. The zero value works.
@@ -47,6 +52,15 @@ type ProcessOptions struct {
 	// StartTimeout bounds namespace setup and evidence gathering (default
 	// 30s); it does not include the model's own warm-up (see WaitReady).
 	StartTimeout time.Duration
+	// TmpfsBytes caps each of the model's writable areas (/tmp and its
+	// home) inside the scratch root (default 64 MiB). The pages count
+	// against the memory limit too.
+	TmpfsBytes int64
+	// HostFilesystem skips the scratch root: the model sees the host's
+	// tree, and only Landlock (where the kernel has it) keeps its writes to
+	// the scratch directory. For debugging a model's runtime needs; the
+	// evidence records it.
+	HostFilesystem bool
 	// StopGrace is how long Stop waits after SIGTERM before SIGKILL
 	// (default 2s).
 	StopGrace time.Duration
@@ -84,6 +98,9 @@ func (o ProcessOptions) withDefaults() ProcessOptions {
 	if o.StartTimeout <= 0 {
 		o.StartTimeout = 30 * time.Second
 	}
+	if o.TmpfsBytes <= 0 {
+		o.TmpfsBytes = 64 << 20
+	}
 	if o.StopGrace <= 0 {
 		o.StopGrace = 2 * time.Second
 	}
@@ -103,6 +120,7 @@ type Sandbox struct {
 	socket    string
 	relay     *Relay
 	evidence  NetEvidence
+	isolation IsolationEvidence
 	cg        sandboxCgroup
 	proc      *os.Process // the init shim, PID 1 of the sandbox
 	stdout    *tailBuffer
@@ -115,6 +133,7 @@ type Sandbox struct {
 	mu         sync.Mutex
 	killReason KillReason
 	exitCode   int
+	exitStatus int
 	signal     string
 	exited     time.Time
 	usage      cgroupUsage
@@ -127,14 +146,30 @@ type Sandbox struct {
 // ID is unique per sandbox on this host.
 func (s *Sandbox) ID() string { return s.id }
 
-// Endpoint is the relay's base URL on host loopback: the only way in.
-func (s *Sandbox) Endpoint() string { return s.relay.URL() }
+// Endpoint is the relay's base URL on host loopback: the only way in. It is
+// empty for a Spec.NoRelay sandbox.
+func (s *Sandbox) Endpoint() string {
+	if s.relay == nil {
+		return ""
+	}
+	return s.relay.URL()
+}
 
-// Relay gives access to the relay's counters and transcript.
+// Relay gives access to the relay's counters and transcript; nil for a
+// Spec.NoRelay sandbox.
 func (s *Sandbox) Relay() *Relay { return s.relay }
 
 // Evidence is the network evidence recorded before the model started.
 func (s *Sandbox) Evidence() NetEvidence { return s.evidence }
+
+// Isolation is the privilege and filesystem evidence recorded before the
+// model started.
+func (s *Sandbox) Isolation() IsolationEvidence { return s.isolation }
+
+// AllEvidence is both records, as they go into the audit trail.
+func (s *Sandbox) AllEvidence() Evidence {
+	return Evidence{Network: s.evidence, Isolation: s.isolation}
+}
 
 // ScratchDir is the sandbox's private directory, wiped by Stop.
 func (s *Sandbox) ScratchDir() string { return s.scratch }
@@ -150,7 +185,10 @@ func (s *Sandbox) StdoutTail() string { return s.stdout.String() }
 
 // Stats returns relay counters, cgroup usage and the exit status so far.
 func (s *Sandbox) Stats() Stats {
-	st := Stats{Relay: s.relay.Stats(), Started: s.started}
+	st := Stats{Started: s.started}
+	if s.relay != nil {
+		st.Relay = s.relay.Stats()
+	}
 	select {
 	case <-s.done:
 	default:
@@ -161,7 +199,7 @@ func (s *Sandbox) Stats() Stats {
 	if st.Running {
 		u = s.cg.Usage()
 	}
-	st.ExitCode, st.Signal, st.KilledBy, st.Exited = s.exitCode, s.signal, s.killReason, s.exited
+	st.ExitCode, st.ExitStatus, st.Signal, st.KilledBy, st.Exited = s.exitCode, s.exitStatus, s.signal, s.killReason, s.exited
 	s.mu.Unlock()
 	st.MemoryPeakBytes, st.OOMKills, st.PidsLimitHits = u.PeakBytes, u.OOMKills, u.PidsHits
 	if st.Running {
@@ -188,6 +226,9 @@ func (s *Sandbox) Wait(ctx context.Context) error {
 // relay, so readiness costs no budget) until an HTTP response comes back.
 // If the model exits first, the error carries its stderr tail.
 func (s *Sandbox) WaitReady(ctx context.Context) error {
+	if s.socket == "" {
+		return fmt.Errorf("sandbox %s has no relay (Spec.NoRelay): nothing to wait for", s.id)
+	}
 	client := &http.Client{
 		Transport: &http.Transport{
 			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
@@ -286,8 +327,10 @@ func (s *Sandbox) stop(ctx context.Context) error {
 	if err := s.removeCgroup(); err != nil {
 		errs = append(errs, err)
 	}
-	if err := s.relay.Close(); err != nil {
-		errs = append(errs, err)
+	if s.relay != nil {
+		if err := s.relay.Close(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if err := os.RemoveAll(s.scratch); err != nil {
 		errs = append(errs, fmt.Errorf("sandbox %s: wipe scratch dir: %w", s.id, err))
@@ -341,15 +384,19 @@ func (s *Sandbox) watch(waited <-chan struct{}, cmd *exec.Cmd, reports <-chan sh
 	s.usage = u
 	switch {
 	case rep != nil:
-		s.exitCode, s.signal = rep.ExitCode, rep.Signal
+		s.exitCode, s.signal, s.exitStatus = rep.ExitCode, rep.Signal, rep.ExitCode
+		if rep.Signal != "" {
+			s.exitStatus = 128 + rep.SignalNum
+		}
 	case cmd.ProcessState != nil:
 		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			s.exitCode, s.signal = -1, signalName(ws.Signal())
+			s.exitCode, s.signal, s.exitStatus = -1, signalName(ws.Signal()), 128+int(ws.Signal())
 		} else {
 			s.exitCode = cmd.ProcessState.ExitCode()
+			s.exitStatus = s.exitCode
 		}
 	default:
-		s.exitCode = -1
+		s.exitCode, s.exitStatus = -1, 128+int(syscall.SIGKILL)
 	}
 	if s.killReason == "" && s.signal != "" {
 		s.killReason = KilledBySignal

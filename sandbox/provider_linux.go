@@ -99,8 +99,18 @@ func validateSpec(spec Spec) error {
 	if len(spec.Command) == 0 || spec.Command[0] == "" {
 		bad = append(bad, "Command is empty: give the model's argv, e.g. [\"/usr/bin/model-server\", \"--port\", \"8080\"]")
 	}
-	if spec.Port <= 0 || spec.Port > 65535 {
-		bad = append(bad, fmt.Sprintf("Port %d is not a TCP port: set the port the model listens on at 127.0.0.1 inside the sandbox", spec.Port))
+	switch {
+	case spec.NoRelay && spec.Port != 0:
+		bad = append(bad, fmt.Sprintf("Port %d with NoRelay: nothing would reach it; set Port 0", spec.Port))
+	case !spec.NoRelay && (spec.Port <= 0 || spec.Port > 65535):
+		bad = append(bad, fmt.Sprintf("Port %d is not a TCP port: set the port the model listens on at 127.0.0.1 inside the sandbox (or NoRelay for a command nothing talks to)", spec.Port))
+	}
+	for _, p := range spec.ReadOnlyPaths {
+		if !filepath.IsAbs(p) || filepath.Clean(p) == "/" {
+			bad = append(bad, fmt.Sprintf("ReadOnlyPaths entry %q must be an absolute path below /", p))
+		} else if _, err := os.Stat(p); err != nil {
+			bad = append(bad, fmt.Sprintf("ReadOnlyPaths entry %q: %v", p, err))
+		}
 	}
 	if spec.Limits.CPUs < 0 || spec.Limits.MemoryBytes < 0 || spec.Limits.Pids < 0 || spec.Limits.WallClock < 0 {
 		bad = append(bad, fmt.Sprintf("Limits %+v has a negative value: use 0 for no limit", spec.Limits))
@@ -112,8 +122,8 @@ func validateSpec(spec Spec) error {
 		bad = append(bad, fmt.Sprintf("Limits.Pids %d is below 8, too small for the init process's threads", spec.Limits.Pids))
 	}
 	if spec.WorkDir != "" {
-		if !filepath.IsAbs(spec.WorkDir) {
-			bad = append(bad, fmt.Sprintf("WorkDir %q must be absolute", spec.WorkDir))
+		if !filepath.IsAbs(spec.WorkDir) || filepath.Clean(spec.WorkDir) == "/" {
+			bad = append(bad, fmt.Sprintf("WorkDir %q must be an absolute path below /", spec.WorkDir))
 		} else if fi, err := os.Stat(spec.WorkDir); err != nil || !fi.IsDir() {
 			bad = append(bad, fmt.Sprintf("WorkDir %q is not an existing directory", spec.WorkDir))
 		}
@@ -177,12 +187,15 @@ func (p *ProcessProvider) Start(ctx context.Context, spec Spec) (_ *Sandbox, ret
 		return nil, fmt.Errorf("sandbox %s: create scratch dir: %w", id, err)
 	}
 	cleanups = append(cleanups, func() { _ = os.RemoveAll(scratch) })
-	for _, d := range []string{"home", "tmp"} {
+	for _, d := range []string{"home", "tmp", "root"} {
 		if err := os.Mkdir(filepath.Join(scratch, d), 0o700); err != nil {
 			return nil, fmt.Errorf("sandbox %s: create scratch %s: %w", id, d, err)
 		}
 	}
 	socket := filepath.Join(scratch, "model.sock")
+	if spec.NoRelay {
+		socket = ""
+	}
 	if len(socket) > 107 {
 		return nil, fmt.Errorf("sandbox %s: socket path %q is longer than 107 bytes: set ProcessOptions.ScratchRoot to a shorter directory: %w", id, socket, ErrUnsupported)
 	}
@@ -210,14 +223,21 @@ func (p *ProcessProvider) Start(ctx context.Context, spec Spec) (_ *Sandbox, ret
 		Hostname: "sandbox-" + id,
 		Argv:     spec.Command,
 		Role:     !strings.Contains(spec.Command[0], "/") && reexec.Registered(spec.Command[0]),
-		Env:      modelEnv(spec.Env, scratch),
 		Dir:      spec.WorkDir,
 		Port:     spec.Port,
 		Socket:   socket,
 		Probes:   append(slices.Clone(targets), "dns:example.com"),
 	}
+	home, tmp := filepath.Join(scratch, "home"), filepath.Join(scratch, "tmp")
+	if p.opt.HostFilesystem {
+		cfg.Writable = []string{home, tmp}
+	} else {
+		home, tmp = sandboxHome, sandboxTmp
+		cfg.Root = &rootConfig{Dir: filepath.Join(scratch, "root"), ReadOnly: readOnlyPaths(spec), TmpfsBytes: p.opt.TmpfsBytes}
+	}
+	cfg.Env = modelEnv(spec.Env, home, tmp)
 	if cfg.Dir == "" {
-		cfg.Dir = filepath.Join(scratch, "home")
+		cfg.Dir = home
 	}
 
 	cfgR, cfgW, err := os.Pipe()
@@ -335,6 +355,16 @@ func (p *ProcessProvider) Start(ctx context.Context, spec Spec) (_ *Sandbox, ret
 	if err := ev.Check(); err != nil {
 		return nil, fmt.Errorf("sandbox %s refused to run the model: %w", id, err)
 	}
+	if sealed.Isolation == nil {
+		return nil, fmt.Errorf("sandbox %s: init sent no isolation evidence", id)
+	}
+	iso := *sealed.Isolation
+	if err := crossCheckIsolation(cmd.Process.Pid, sealed.LockedTid, &iso); err != nil {
+		return nil, fmt.Errorf("sandbox %s: %w", id, err)
+	}
+	if err := iso.Check(); err != nil {
+		return nil, fmt.Errorf("sandbox %s refused to run the model: %w", id, err)
+	}
 	if err := toInit.Encode(shimGo{Start: true}); err != nil {
 		return nil, fmt.Errorf("sandbox %s: tell init to start the model: %w", id, err)
 	}
@@ -345,19 +375,22 @@ func (p *ProcessProvider) Start(ctx context.Context, spec Spec) (_ *Sandbox, ret
 	}
 	startedAt := time.Now()
 
-	relayOpt := p.opt.Relay
-	if spec.Relay != nil {
-		relayOpt = *spec.Relay
-	}
-	relay, err := NewRelay(relayOpt, Upstream{
-		Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(spec.Port)),
-		Dial: func(ctx context.Context) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", socket)
-		},
-	}, log)
-	if err != nil {
-		return nil, fmt.Errorf("sandbox %s: %w", id, err)
+	var relay *Relay
+	if !spec.NoRelay {
+		relayOpt := p.opt.Relay
+		if spec.Relay != nil {
+			relayOpt = *spec.Relay
+		}
+		relay, err = NewRelay(relayOpt, Upstream{
+			Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(spec.Port)),
+			Dial: func(ctx context.Context) (net.Conn, error) {
+				var d net.Dialer
+				return d.DialContext(ctx, "unix", socket)
+			},
+		}, log)
+		if err != nil {
+			return nil, fmt.Errorf("sandbox %s: %w", id, err)
+		}
 	}
 
 	s := &Sandbox{
@@ -368,6 +401,7 @@ func (p *ProcessProvider) Start(ctx context.Context, spec Spec) (_ *Sandbox, ret
 		socket:    socket,
 		relay:     relay,
 		evidence:  ev,
+		isolation: iso,
 		cg:        cg,
 		proc:      cmd.Process,
 		stdout:    stdout,
@@ -383,13 +417,40 @@ func (p *ProcessProvider) Start(ctx context.Context, spec Spec) (_ *Sandbox, ret
 		})
 	}
 	go s.watch(waited, cmd, reports)
-	log.Info("sandbox started", "endpoint", relay.URL(), "cgroup", p.cgv.String(), "model_pid", started.ModelPid,
-		"netns", ev.Namespace, "interfaces", ev.Interfaces)
+	log.Info("sandbox started", "endpoint", s.Endpoint(), "cgroup", p.cgv.String(), "model_pid", started.ModelPid,
+		"netns", ev.Namespace, "interfaces", ev.Interfaces, "filesystem", iso.Filesystem,
+		"landlock", iso.Landlock.Status, "seccomp_denied", len(iso.Seccomp.Denied))
 	return s, nil
 }
 
+// readOnlyPaths are the caller's host paths to bind into the scratch root:
+// WorkDir, Spec.ReadOnlyPaths, and an absolute Command[0] outside the
+// system directories (a model binary that lives next to its weights).
+func readOnlyPaths(spec Spec) []string {
+	var out []string
+	add := func(p string) {
+		p = filepath.Clean(p)
+		if !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	if spec.WorkDir != "" {
+		add(spec.WorkDir)
+	}
+	for _, p := range spec.ReadOnlyPaths {
+		add(p)
+	}
+	if c := spec.Command[0]; filepath.IsAbs(c) {
+		inSystem := slices.ContainsFunc(systemDirs, func(d string) bool { return strings.HasPrefix(c, d+"/") })
+		if fi, err := os.Stat(c); err == nil && fi.Mode().IsRegular() && !inSystem {
+			add(c)
+		}
+	}
+	return out
+}
+
 // modelEnv gives the model a minimal environment of its own.
-func modelEnv(env []string, scratch string) []string {
+func modelEnv(env []string, home, tmp string) []string {
 	out := slices.Clone(env)
 	has := func(k string) bool {
 		return slices.ContainsFunc(out, func(kv string) bool { return strings.HasPrefix(kv, k+"=") })
@@ -398,10 +459,10 @@ func modelEnv(env []string, scratch string) []string {
 		out = append(out, "PATH=/usr/local/bin:/usr/bin:/bin")
 	}
 	if !has("HOME") {
-		out = append(out, "HOME="+filepath.Join(scratch, "home"))
+		out = append(out, "HOME="+home)
 	}
 	if !has("TMPDIR") {
-		out = append(out, "TMPDIR="+filepath.Join(scratch, "tmp"))
+		out = append(out, "TMPDIR="+tmp)
 	}
 	return out
 }

@@ -33,8 +33,12 @@ type Spec struct {
 	// ("sandgate-...") runs that role from the current binary.
 	Command []string
 	// Port is the TCP port the model listens on at 127.0.0.1 inside the
-	// sandbox; the relay forwards to it.
+	// sandbox; the relay forwards to it. It must be set unless NoRelay.
 	Port int
+	// NoRelay runs the command with no way in at all: no unix socket, no
+	// relay, Port must be 0. For one-shot commands (`starter sandbox exec`)
+	// that only produce output.
+	NoRelay bool
 	// Env is the model's whole environment ("KEY=value"); nothing is
 	// inherited from the host. PATH, HOME and TMPDIR get defaults when absent.
 	Env []string
@@ -44,6 +48,11 @@ type Spec struct {
 	// starts in (its files, e.g. weights). It belongs to the caller and is not
 	// wiped. When empty the model starts in its scratch directory.
 	WorkDir string
+	// ReadOnlyPaths are further host paths (directories or files) the model
+	// needs, e.g. a runtime under /opt; each is bound read-only at the same
+	// path inside the sandbox. The system directories, WorkDir and an
+	// absolute Command[0] are bound without being listed here.
+	ReadOnlyPaths []string
 	// Relay, when set, replaces the provider's relay options for this
 	// sandbox: budgets belong to a release, not to the worker.
 	Relay *RelayOptions
@@ -147,9 +156,12 @@ type Stats struct {
 	PidsLimitHits uint64 `json:"pids_limit_hits"`
 	Running       bool   `json:"running"`
 	// ExitCode is the model's exit status, -1 when a signal killed it.
-	ExitCode int        `json:"exit_code"`
-	Signal   string     `json:"signal,omitempty"`
-	KilledBy KillReason `json:"killed_by,omitempty"`
-	Started  time.Time  `json:"started"`
-	Exited   time.Time  `json:"exited,omitzero"`
+	ExitCode int `json:"exit_code"`
+	// ExitStatus is the shell's view of the same: the exit code, or 128+N
+	// when signal N killed the model.
+	ExitStatus int        `json:"exit_status"`
+	Signal     string     `json:"signal,omitempty"`
+	KilledBy   KillReason `json:"killed_by,omitempty"`
+	Started    time.Time  `json:"started"`
+	Exited     time.Time  `json:"exited,omitzero"`
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -29,6 +30,7 @@ const InitRole = "sandgate-sandbox-init"
 
 func init() {
 	reexec.Register(InitRole, func() { os.Exit(runShim()) })
+	reexec.Register(ProbeRole, probeMain)
 }
 
 // File descriptors the parent hands the shim (ExtraFiles start at 3).
@@ -47,7 +49,14 @@ type shimConfig struct {
 	Env      []string `json:"env"`
 	Dir      string   `json:"dir"`
 	Port     int      `json:"port"`
-	Socket   string   `json:"socket"`
+	// Socket is the relay's unix socket; empty for Spec.NoRelay.
+	Socket string `json:"socket,omitempty"`
+	// Root, when set, is how to build the scratch root; nil shares the
+	// host's tree (ProcessOptions.HostFilesystem).
+	Root *rootConfig `json:"root,omitempty"`
+	// Writable are the host scratch dirs the model may write to when Root
+	// is nil (Landlock is then the only fence).
+	Writable []string `json:"writable,omitempty"`
 	// Probes are "tcp:host:port" or "dns:name" egress attempts made before
 	// the model starts.
 	Probes []string `json:"probes"`
@@ -95,6 +104,28 @@ func runShim() int {
 	if err := shimSetup(cfg); err != nil {
 		return fail(err)
 	}
+	// Non-dumpable: the model (same uid) cannot open /proc/1/fd, /proc/1/mem
+	// or /proc/1/root of the shim, whose other threads keep capabilities.
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		return fail(fmt.Errorf("make init non-dumpable: %w", err))
+	}
+	// The relay socket lives in the host scratch dir, which the scratch root
+	// does not contain: listen before pivot_root and keep the fd.
+	var ln net.Listener
+	if cfg.Socket != "" {
+		_ = os.Remove(cfg.Socket)
+		l, err := net.Listen("unix", cfg.Socket)
+		if err != nil {
+			return fail(fmt.Errorf("listen on relay socket %s: %w", cfg.Socket, err))
+		}
+		ln = l
+		defer ln.Close()
+	}
+	if cfg.Root != nil {
+		if err := enterScratchRoot(*cfg.Root); err != nil {
+			return fail(err)
+		}
+	}
 	cmd, err := modelCommand(cfg)
 	if err != nil {
 		return fail(err)
@@ -103,19 +134,13 @@ func runShim() int {
 	if err != nil {
 		return fail(err)
 	}
-	_ = os.Remove(cfg.Socket)
-	ln, err := net.Listen("unix", cfg.Socket)
+	iso, err := lockDownAndProbe(cfg)
 	if err != nil {
-		return fail(fmt.Errorf("listen on relay socket %s: %w", cfg.Socket, err))
-	}
-	defer ln.Close()
-	// The model can never gain privileges through setuid/file caps.
-	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
-		return fail(fmt.Errorf("set no_new_privs: %w", err))
+		return fail(err)
 	}
 
 	// The parent checks the evidence from outside before the model may run.
-	if err := report.Encode(shimReport{Type: reportSealed, Evidence: &ev}); err != nil {
+	if err := report.Encode(shimReport{Type: reportSealed, Evidence: &ev, Isolation: &iso, LockedTid: unix.Gettid()}); err != nil {
 		return shimFailedStatus
 	}
 	var goAhead shimGo
@@ -137,7 +162,9 @@ func runShim() int {
 		return shimFailedStatus
 	}
 
-	go forwardConns(ln, cfg.Port, log)
+	if ln != nil {
+		go forwardConns(ln, cfg.Port, log)
+	}
 	go func() {
 		for s := range sigs {
 			_ = syscall.Kill(pid, s.(syscall.Signal))
@@ -149,7 +176,7 @@ func runShim() int {
 	status := 0
 	switch {
 	case ws.Signaled():
-		out.ExitCode, out.Signal = -1, unix.SignalName(ws.Signal())
+		out.ExitCode, out.Signal, out.SignalNum = -1, unix.SignalName(ws.Signal()), int(ws.Signal())
 		status = 128 + int(ws.Signal())
 	default:
 		out.ExitCode = ws.ExitStatus()
@@ -165,9 +192,12 @@ func shimSetup(cfg shimConfig) error {
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("make mounts private: %w", err)
 	}
-	// A fresh /proc shows only this pid namespace to the model.
-	if err := unix.Mount("proc", "/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
-		return fmt.Errorf("mount /proc for the new pid namespace: %w", err)
+	// A fresh /proc shows only this pid namespace to the model (the
+	// scratch root mounts its own).
+	if cfg.Root == nil {
+		if err := unix.Mount("proc", "/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+			return fmt.Errorf("mount /proc for the new pid namespace: %w", err)
+		}
 	}
 	if cfg.Hostname != "" {
 		if err := unix.Sethostname([]byte(cfg.Hostname)); err != nil {
@@ -191,6 +221,11 @@ func modelCommand(cfg shimConfig) (*exec.Cmd, error) {
 	var cmd *exec.Cmd
 	if cfg.Role {
 		cmd = reexec.Command(cfg.Argv[0], cfg.Argv[1:]...)
+		if cfg.Root != nil {
+			// /proc/self/exe would jump to the host's file, outside what
+			// Landlock lets the model execute.
+			cmd.Path = sandboxExe
+		}
 	} else {
 		path, err := lookPath(cfg.Argv[0], cfg.Env)
 		if err != nil {
@@ -228,7 +263,7 @@ func lookPath(name string, env []string) (string, error) {
 			return p, nil
 		}
 	}
-	return "", fmt.Errorf("model command %q not found in PATH %q", name, path)
+	return "", fmt.Errorf("model command %q not found in PATH %q inside the sandbox (bind its directory with Spec.ReadOnlyPaths)", name, path)
 }
 
 // reapUntil reaps every child (orphans reparent to us as PID 1) until the
@@ -363,4 +398,38 @@ func probe(target string) Probe {
 		p.Err, p.Blocked = err.Error(), true
 	}
 	return p
+}
+
+// lockDownAndProbe confines this (locked) thread, from which the model will
+// be forked, then runs the isolation probe under the same confinement and
+// turns what it saw into evidence.
+func lockDownAndProbe(cfg shimConfig) (IsolationEvidence, error) {
+	iso := IsolationEvidence{Filesystem: FilesystemHost}
+	exe := reexec.Self()
+	var ro, rw []string
+	devs := []string{"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty"}
+	if cfg.Root != nil {
+		iso.Filesystem = FilesystemScratchRoot
+		iso.Writable = writableMounts()
+		exe = sandboxExe
+		ro = append(slices.Clone(systemDirs), "/etc", filepath.Dir(sandboxExe), "/proc")
+		ro = append(ro, cfg.Root.ReadOnly...)
+		rw = []string{sandboxTmp, sandboxHome}
+	} else {
+		ro = []string{"/"}
+		rw = cfg.Writable
+	}
+	sc, ll, err := lockDown(ro, rw, devs)
+	if err != nil {
+		return iso, err
+	}
+	iso.Seccomp, iso.Landlock = sc, ll
+	res, err := runProbe(context.Background(), exe, cfg.Env, rw)
+	if err != nil {
+		return iso, err
+	}
+	iso.Uid, iso.Capabilities, iso.NoNewPrivs = res.Uid, res.Capabilities, res.NoNewPrivs
+	iso.Seccomp.Mode, iso.Seccomp.Filters = res.Seccomp, res.Filters
+	iso.Mounts, iso.Attempts, iso.Controls = res.Mounts, res.Attempts, res.Controls
+	return iso, nil
 }
