@@ -142,6 +142,30 @@ type Stack struct {
 	stopErr  error
 }
 
+// pickTemporalPorts chooses the frontend port (as asked, or free when 0) and
+// free ports for the internal services.
+func pickTemporalPorts(host string, frontend int) (temporalPorts, error) {
+	var ports temporalPorts
+	internal := portSpec{"Temporal internal service", FlagFrontendPort, "FrontendPort"}
+	for _, p := range []struct {
+		dst  *int
+		want int
+		spec portSpec
+	}{
+		{&ports.frontend, frontend, frontendPortSpec},
+		{&ports.frontendHTTP, 0, internal},
+		{&ports.history, 0, internal},
+		{&ports.matching, 0, internal},
+		{&ports.worker, 0, internal},
+	} {
+		var err error
+		if *p.dst, err = pickPort(host, p.want, p.spec); err != nil {
+			return ports, err
+		}
+	}
+	return ports, nil
+}
+
 // Start starts Temporal, the S3 server and the Web UI and returns once all
 // serve requests and the namespace with its search attributes is ready.
 // ctx bounds startup only; the stack runs until Stop.
@@ -194,26 +218,6 @@ func Start(ctx context.Context, opt Options) (_ *Stack, err error) {
 		return nil, err
 	}
 
-	var ports temporalPorts
-	internal := portSpec{"Temporal internal service", FlagFrontendPort, "FrontendPort"}
-	for _, p := range []struct {
-		dst  *int
-		want int
-		spec portSpec
-	}{
-		{&ports.frontend, opt.FrontendPort, frontendPortSpec},
-		{&ports.frontendHTTP, 0, internal},
-		{&ports.history, 0, internal},
-		{&ports.matching, 0, internal},
-		{&ports.worker, 0, internal},
-	} {
-		if *p.dst, err = pickPort(host, p.want, p.spec); err != nil {
-			_ = s3ln.Close()
-			return nil, err
-		}
-	}
-	s.frontendAddr = joinHostPort(host, ports.frontend)
-
 	s.s3, err = startS3(s3ln, filepath.Join(dataDir, "s3"), opt.Bucket, log)
 	if err != nil {
 		_ = s3ln.Close()
@@ -225,8 +229,22 @@ func Start(ctx context.Context, opt Options) (_ *Stack, err error) {
 	if err := prepareDB(dbPath, opt.Namespace); err != nil {
 		return nil, err
 	}
-	if s.temporal, err = startTemporal(host, dbPath, ports, log, &s.phase); err != nil {
-		return nil, err
+	// Ports picked as free can be taken by another process before the
+	// server binds them (parallel test binaries do this); pick again then.
+	for attempt := 1; ; attempt++ {
+		var ports temporalPorts
+		if ports, err = pickTemporalPorts(host, opt.FrontendPort); err != nil {
+			return nil, err
+		}
+		s.frontendAddr = joinHostPort(host, ports.frontend)
+		s.temporal, err = startTemporal(host, dbPath, ports, log, &s.phase)
+		if err == nil {
+			break
+		}
+		if attempt >= 3 || !strings.Contains(err.Error(), "address already in use") {
+			return nil, err
+		}
+		log.Warn("devstack: a port was taken between picking and binding it; picking again", "err", err)
 	}
 	if err := waitTemporalReady(ctx, s.frontendAddr, opt.Namespace, log); err != nil {
 		return nil, err
