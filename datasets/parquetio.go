@@ -62,16 +62,60 @@ func WriteFile[T any](path string, rows iter.Seq[T], opts WriteOptions) (stats F
 	if rows == nil {
 		return fail(errors.New("nil row sequence"))
 	}
+	stats, err = writeAtomic(path, opts, DefaultRowGroupRows, nil, func(out io.Writer, wopts []parquet.WriterOption) (int64, error) {
+		w, err := newWriter[T](out, wopts)
+		if err != nil {
+			return 0, err
+		}
+		batch := make([]T, 0, writeBatch)
+		var n int64
+		flush := func() error {
+			if len(batch) == 0 {
+				return nil
+			}
+			if _, err := w.Write(batch); err != nil {
+				return fmt.Errorf("after %d rows: %w", n, err)
+			}
+			n += int64(len(batch))
+			clear(batch) // drop references to row strings early
+			batch = batch[:0]
+			return nil
+		}
+		for row := range rows {
+			batch = append(batch, row)
+			if len(batch) == cap(batch) {
+				if err := flush(); err != nil {
+					return n, err
+				}
+			}
+		}
+		if err := flush(); err != nil {
+			return n, err
+		}
+		return n, w.Close()
+	})
+	if err != nil {
+		return fail(err)
+	}
+	return stats, nil
+}
+
+// writeAtomic writes a Parquet file through a temp file beside path,
+// hashing and counting bytes as they go, and renames it into place only
+// when write succeeds: a reader never sees a partial file, and a failed
+// write leaves nothing. write gets the shared writer options (zstd, row
+// group bound, pinned created_by, metadata) after extra.
+func writeAtomic(path string, opts WriteOptions, defaultRowGroup int64, extra []parquet.WriterOption, write func(out io.Writer, wopts []parquet.WriterOption) (int64, error)) (stats FileStats, err error) {
 	rg := opts.RowGroupRows
 	if rg <= 0 {
-		rg = DefaultRowGroupRows
+		rg = defaultRowGroup
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return fail(err)
+		return FileStats{}, err
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
-		return fail(err)
+		return FileStats{}, err
 	}
 	defer func() {
 		if err != nil {
@@ -79,52 +123,19 @@ func WriteFile[T any](path string, rows iter.Seq[T], opts WriteOptions) (stats F
 			os.Remove(tmp.Name())
 		}
 	}()
-
 	h := sha256.New()
 	cw := &countingWriter{w: io.MultiWriter(tmp, h)}
-	wopts := []parquet.WriterOption{
+	wopts := append(extra[:len(extra):len(extra)],
 		parquet.Compression(&zstd.Codec{Level: zstd.DefaultLevel}),
 		parquet.MaxRowsPerRowGroup(rg),
 		// Pin created_by: the default embeds the parquet-go build, which
 		// would make the file hash depend on the binary that wrote it.
 		parquet.CreatedBy("sandgate", fileFormatVersion, "datasets"),
-	}
+	)
 	for _, k := range sortedKeys(opts.Metadata) {
 		wopts = append(wopts, parquet.KeyValueMetadata(k, opts.Metadata[k]))
 	}
-	w, err := newWriter[T](cw, wopts)
-	if err != nil {
-		return fail(err)
-	}
-
-	batch := make([]T, 0, writeBatch)
-	var n int64
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
-		}
-		if _, err := w.Write(batch); err != nil {
-			return fmt.Errorf("after %d rows: %w", n, err)
-		}
-		n += int64(len(batch))
-		clear(batch) // drop references to row strings early
-		batch = batch[:0]
-		return nil
-	}
-	for row := range rows {
-		batch = append(batch, row)
-		if len(batch) == cap(batch) {
-			if err = flush(); err != nil {
-				break
-			}
-		}
-	}
-	if err == nil {
-		err = flush()
-	}
-	if err == nil {
-		err = w.Close()
-	}
+	n, err := write(cw, wopts)
 	if err == nil {
 		err = tmp.Sync()
 	}
@@ -135,7 +146,7 @@ func WriteFile[T any](path string, rows iter.Seq[T], opts WriteOptions) (stats F
 		err = os.Rename(tmp.Name(), path)
 	}
 	if err != nil {
-		return fail(err)
+		return FileStats{}, err
 	}
 	return FileStats{Rows: n, Bytes: cw.n, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
 }

@@ -17,7 +17,6 @@ import (
 	"strconv"
 
 	"github.com/parquet-go/parquet-go"
-	"github.com/parquet-go/parquet-go/compress/zstd"
 	"gonum.org/v1/gonum/stat/distuv"
 )
 
@@ -600,56 +599,21 @@ func (g *TabularGenerator) WriteParquet(ctx context.Context, path string, seed u
 	if err := ctx.Err(); err != nil {
 		return fail(err)
 	}
-	rg := opts.RowGroupRows
-	if rg <= 0 {
-		rg = DefaultTabularRowGroupRows
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return fail(err)
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fail(err)
-	}
-	defer func() {
+	stats, err = writeAtomic(path, opts, DefaultTabularRowGroupRows, []parquet.WriterOption{g.schema}, func(out io.Writer, wopts []parquet.WriterOption) (int64, error) {
+		w := parquet.NewWriter(out, wopts...)
+		written, err := g.pipeline(ctx, seed, offset, n, func(rows []parquet.Row) error {
+			_, err := w.WriteRows(rows)
+			return err
+		})
 		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
+			return written, err
 		}
-	}()
-	h := sha256.New()
-	cw := &countingWriter{w: io.MultiWriter(tmp, h)}
-	wopts := []parquet.WriterOption{
-		g.schema,
-		parquet.Compression(&zstd.Codec{Level: zstd.DefaultLevel}),
-		parquet.MaxRowsPerRowGroup(rg),
-		parquet.CreatedBy("sandgate", fileFormatVersion, "datasets"),
-	}
-	for _, k := range sortedKeys(opts.Metadata) {
-		wopts = append(wopts, parquet.KeyValueMetadata(k, opts.Metadata[k]))
-	}
-	w := parquet.NewWriter(cw, wopts...)
-
-	written, err := g.pipeline(ctx, seed, offset, n, func(rows []parquet.Row) error {
-		_, err := w.WriteRows(rows)
-		return err
+		return written, w.Close()
 	})
-	if err == nil {
-		err = w.Close()
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if err == nil {
-		err = tmp.Close()
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
 	if err != nil {
 		return fail(err)
 	}
-	return FileStats{Rows: written, Bytes: cw.n, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
+	return stats, nil
 }
 
 // pipeline generates batches on its own goroutine and calls write for each
