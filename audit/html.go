@@ -121,6 +121,9 @@ func newHTMLView(r Report) htmlView {
 	if r.Gate.Verdict != "" && r.Gate.Verdict != v.Verdict {
 		v.GateNote = "the gate said " + r.Gate.Verdict
 	}
+	if d := r.Decision; d != nil {
+		v.GateNote = strings.TrimPrefix(v.GateNote+"; ", "; ") + d.Kind + " by " + d.Actor + ": " + d.Reason
+	}
 
 	failed := make(map[string]bool, len(r.Gate.Failed))
 	for _, name := range r.Gate.Failed {

@@ -37,6 +37,8 @@ type Report struct {
 	Bucket           string          `json:"bucket,omitempty"` // S3 bucket holding Prefix
 	Prefix           string          `json:"prefix"`           // "releases/<id>/" or a full "s3://bucket/releases/<id>/"
 	ConfigSHA256     string          `json:"config_sha256"`
+	// Decision is the human decision (approval, override, rejection), if any.
+	Decision *Decision `json:"decision,omitempty"`
 }
 
 // StageReport is one pipeline stage as the report shows it.
@@ -78,6 +80,9 @@ func RenderMarkdown(r Report) []byte {
 		w(" (incumbent **%s**)", md(r.IncumbentVersion))
 	}
 	w(".\n\n")
+	if d := r.Decision; d != nil {
+		w("**Human decision:** %s by %s — %s\n\n", md(d.Kind), md(d.Actor), md(d.Reason))
+	}
 	writeVerdict(&b, r, verdict)
 	writeStages(&b, r.Stages)
 	writeAdversarial(&b, r.Adversarial)

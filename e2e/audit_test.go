@@ -98,6 +98,14 @@ func TestAuditTrailAttestationRegateAndOverride(t *testing.T) {
 		t.Fatalf("attest verify: exit %d, want 0 and the override's actor in the statement\n%s", code, out)
 	}
 
+	// Status and the report come back through the CLI a user runs.
+	if code, out = runCLIEnv(t, ctx, env, "release", "status", in.ReleaseID); code != 0 || !strings.Contains(out, "report") || !strings.Contains(out, "done") {
+		t.Errorf("release status: exit %d\n%s", code, out)
+	}
+	if code, out = runCLIEnv(t, ctx, env, "release", "report", in.ReleaseID, "--format", "html"); code != 0 || !strings.Contains(out, "<svg") || !strings.Contains(out, "bob@sec") {
+		t.Errorf("release report --format html: exit %d, want an HTML page with charts and the override", code)
+	}
+
 	// Verify passes on the untouched release.
 	if code, out = runCLIEnv(t, ctx, env, "release", "verify", in.ReleaseID); code != 0 {
 		t.Fatalf("verify of an untouched release: exit %d\n%s", code, out)

@@ -444,6 +444,9 @@ func (r *release) report(ctx workflow.Context, verdict string) (string, error) {
 		rep.IncumbentVersion = cfg.Incumbent.Version
 	}
 	rep.Gate = r.combinedGate()
+	if d := r.decision; d != nil {
+		rep.Decision = &audit.Decision{Kind: d.Kind, Actor: d.Actor, Reason: d.Reason, Seq: r.decisionSeq}
+	}
 	if r.privacy != nil {
 		rep.Privacy = r.privacy.Summary
 		rep.Artifacts = append(rep.Artifacts, audit.Artifact{Name: "privacy results", Key: r.privacy.ManifestKey, Rows: r.privacy.Rows})

@@ -72,6 +72,20 @@ func newReleaseCmd(env Env) *cobra.Command {
 				return err
 			}
 			defer c.Close()
+			desc, err := c.DescribeWorkflowExecution(ctx, args[0], "")
+			if err != nil {
+				return fmt.Errorf("release %s: %w", args[0], err)
+			}
+			// A query on a closed workflow needs a worker to replay it; the
+			// result already holds every stage, so read that instead.
+			if desc.GetWorkflowExecutionInfo().GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+				var res workflows.ReleaseResult
+				if err := c.GetWorkflow(ctx, args[0], "").Get(ctx, &res); err != nil {
+					return fmt.Errorf("release %s: %w", args[0], err)
+				}
+				printStatus(env.Stdout, workflows.Status{ReleaseID: res.ReleaseID, Verdict: res.Verdict, Stages: res.Stages, Decision: res.Decision})
+				return nil
+			}
 			st, err := queryStatus(ctx, c, args[0])
 			if err != nil {
 				return err
