@@ -418,7 +418,14 @@ type localStore struct{ dir string }
 
 func (l localStore) readManifest(context.Context) (datasets.Manifest, bool, error) {
 	b, err := os.ReadFile(filepath.Join(l.dir, "manifest.json"))
-	if errors.Is(err, fs.ErrNotExist) {
+	return existingManifest(b, err, errors.Is(err, fs.ErrNotExist))
+}
+
+// existingManifest interprets reading manifest.json at the destination: a
+// missing or damaged manifest means there is nothing to reuse (a damaged one
+// is replaced, not fatal: the data regenerates); other read errors are errors.
+func existingManifest(b []byte, err error, missing bool) (datasets.Manifest, bool, error) {
+	if missing {
 		return datasets.Manifest{}, false, nil
 	}
 	if err != nil {
@@ -426,7 +433,6 @@ func (l localStore) readManifest(context.Context) (datasets.Manifest, bool, erro
 	}
 	m, err := datasets.ParseManifest(b)
 	if err != nil {
-		// A damaged manifest is replaced, not fatal: the data regenerates.
 		return datasets.Manifest{}, false, nil
 	}
 	return m, true, nil
@@ -489,19 +495,8 @@ type s3Store struct {
 }
 
 func (s s3Store) readManifest(ctx context.Context) (datasets.Manifest, bool, error) {
-	key := s.dest.key("manifest.json")
-	b, err := s.s.Get(ctx, key)
-	if errors.Is(err, objstore.ErrNotFound) {
-		return datasets.Manifest{}, false, nil
-	}
-	if err != nil {
-		return datasets.Manifest{}, false, fmt.Errorf("read existing manifest: %w", err)
-	}
-	m, err := datasets.ParseManifest(b)
-	if err != nil {
-		return datasets.Manifest{}, false, nil
-	}
-	return m, true, nil
+	b, err := s.s.Get(ctx, s.dest.key("manifest.json"))
+	return existingManifest(b, err, errors.Is(err, objstore.ErrNotFound))
 }
 
 func (s s3Store) has(ctx context.Context, f datasets.ManifestFile) (bool, error) {
