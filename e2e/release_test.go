@@ -152,6 +152,37 @@ func TestHistoryDoesNotGrowWithPrompts(t *testing.T) {
 // in the middle of the adversarial stage, starts a new one, and checks the
 // release completes with exactly one result row per prompt.
 func TestWorkerKilledMidAdversarialResumesExactlyOnce(t *testing.T) {
+	killMidAdversarial(t, 1)
+}
+
+// TestThreeWorkersOneKilledCompletesExactlyOnce runs one release on three
+// worker processes, SIGKILLs the one holding the sandbox session, and checks
+// the other two finish it with exactly one result row per prompt.
+func TestThreeWorkersOneKilledCompletesExactlyOnce(t *testing.T) {
+	killMidAdversarial(t, 3)
+}
+
+// sandboxHolder is the worker process whose child is the sandbox init shim.
+func sandboxHolder(t *testing.T, workers []*exec.Cmd) *exec.Cmd {
+	t.Helper()
+	for _, w := range workers {
+		// Children are listed per thread: the shim is forked from whichever
+		// thread ran the provision activity.
+		tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", w.Process.Pid))
+		for _, task := range tasks {
+			kids, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/children", w.Process.Pid, task.Name()))
+			for _, k := range strings.Fields(string(kids)) {
+				comm, _ := os.ReadFile("/proc/" + k + "/cmdline")
+				if strings.HasPrefix(string(comm), "sandgate-sandbox-init") {
+					return w
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func killMidAdversarial(t *testing.T, workers int) {
 	requireRoot(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
@@ -203,7 +234,10 @@ func TestWorkerKilledMidAdversarialResumesExactlyOnce(t *testing.T) {
 		c.Suites.Adversarial.Concurrency = 2
 		c.Suites.Shadow.Requests = 20
 	})
-	first := startProc("worker-1")
+	var procs []*exec.Cmd
+	for i := 1; i <= workers; i++ {
+		procs = append(procs, startProc(fmt.Sprintf("worker-%d", i)))
+	}
 	run := startRelease(t, ctx, env.client, tq, in)
 
 	// Kill once a few parts are on S3 but the stage is far from done.
@@ -218,17 +252,22 @@ func TestWorkerKilledMidAdversarialResumesExactlyOnce(t *testing.T) {
 		}
 		return nil
 	})
+	victim := sandboxHolder(t, procs)
+	if victim == nil {
+		t.Fatal("no worker holds the sandbox")
+	}
 	objs, _ := env.store.List(ctx, prefix)
-	if err := syscall.Kill(first.Process.Pid, syscall.SIGKILL); err != nil {
+	if err := syscall.Kill(victim.Process.Pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	_ = first.Wait()
-	t.Logf("killed worker-1 with %d adversarial parts on S3", len(objs))
+	_ = victim.Wait()
+	t.Logf("killed the sandbox's worker (one of %d) with %d adversarial parts on S3", workers, len(objs))
 	if len(objs) >= prompts/50 {
 		t.Fatalf("the stage finished before the kill (%d parts); nothing was tested", len(objs))
 	}
-
-	startProc("worker-2")
+	if workers == 1 {
+		startProc("worker-2")
+	}
 	res := waitResult(t, ctx, run)
 	if res.Verdict == "" {
 		t.Fatal("no verdict")
