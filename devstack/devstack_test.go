@@ -1,6 +1,8 @@
 package devstack
 
 import (
+	"github.com/sandgate/sandgate/internal/testutil"
+
 	"bytes"
 	"context"
 	"errors"
@@ -12,7 +14,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -28,28 +29,11 @@ import (
 	sqliteschema "go.temporal.io/server/schema/sqlite"
 )
 
-// logBuffer collects stack logs and prints them only when the test fails:
-// server goroutines may log after the test returns, when t.Log would panic.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 func testLogger(t *testing.T) *slog.Logger {
 	t.Helper()
-	lb := &logBuffer{}
+	// Stack goroutines may log after the test returns, when t.Log would
+	// panic: collect the logs and print them only when the test fails.
+	lb := &testutil.LockedBuffer{}
 	t.Cleanup(func() {
 		if t.Failed() || testing.Verbose() {
 			t.Logf("stack logs (warn+):\n%s", lb.String())

@@ -11,6 +11,7 @@ import (
 	"github.com/sandgate/sandgate/audit"
 	"github.com/sandgate/sandgate/config"
 	"github.com/sandgate/sandgate/internal/cli"
+	"github.com/sandgate/sandgate/internal/testutil"
 	"github.com/sandgate/sandgate/workflows"
 )
 
@@ -23,8 +24,7 @@ func runCLIEnv(t *testing.T, ctx context.Context, env *stackEnv, args ...string)
 	t.Setenv("AWS_REGION", env.s3cfg.Region)
 	t.Setenv("SANDGATE_BUCKET", env.s3cfg.Bucket)
 	t.Setenv("TEMPORAL_ADDRESS", env.stack.FrontendAddress())
-	var out lockedWriter
-	out.w = new(strings.Builder)
+	var out testutil.LockedBuffer
 	code := cli.Run(ctx, cli.Env{Stdout: &out, Stderr: &out, Logger: testLogger(t), Getenv: os.Getenv}, args)
 	return code, out.String()
 }

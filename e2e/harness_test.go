@@ -9,7 +9,6 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -260,27 +259,6 @@ func eventually(t *testing.T, ctx context.Context, timeout time.Duration, what s
 		}
 	}
 	t.Fatalf("%s: not within %v: %v", what, timeout, last)
-}
-
-// lockedWriter lets the CLI's output be written from several goroutines.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  interface {
-		io.Writer
-		String() string
-	}
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
-}
-
-func (l *lockedWriter) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.String()
 }
 
 // recordHistory writes a closed workflow's history as JSON, for the replay

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -15,13 +14,13 @@ import (
 	"github.com/sandgate/sandgate/config"
 	"github.com/sandgate/sandgate/datasets/arrowcheck"
 	"github.com/sandgate/sandgate/internal/cli"
+	"github.com/sandgate/sandgate/internal/testutil"
 	"github.com/sandgate/sandgate/workflows"
 )
 
 func runCLI(t *testing.T, ctx context.Context, args ...string) (int, string) {
 	t.Helper()
-	var out bytes.Buffer
-	w := &lockedWriter{w: &out}
+	w := &testutil.LockedBuffer{}
 	code := cli.Run(ctx, cli.Env{Stdout: w, Stderr: w, Logger: testLogger(t), Getenv: func(string) string { return "" }}, args)
 	return code, w.String()
 }

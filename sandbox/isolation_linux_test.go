@@ -1,6 +1,8 @@
 package sandbox
 
 import (
+	"github.com/sandgate/sandgate/internal/testutil"
+
 	"context"
 	"encoding/json"
 	"errors"
@@ -336,20 +338,7 @@ func TestBashDevTCPEgressBlocked(t *testing.T) {
 		t.Skip("no bash")
 	}
 	p := newTestProvider(t, RelayOptions{})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	ln := testutil.AcceptingListener(t, "127.0.0.1:0")
 	script := "exec 3<>/dev/tcp/127.0.0.1/" + strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

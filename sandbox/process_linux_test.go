@@ -1,6 +1,8 @@
 package sandbox
 
 import (
+	"github.com/sandgate/sandgate/internal/testutil"
+
 	"context"
 	"encoding/json"
 	"errors"
@@ -237,20 +239,7 @@ func TestSandboxReachableOnlyThroughRelayAndSealed(t *testing.T) {
 	// Egress to a listener the harness opens now, on loopback and on the
 	// host's own address: the control from the host succeeds, the same
 	// connect from inside fails.
-	ln, err := net.Listen("tcp", ":0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	ln := testutil.AcceptingListener(t, ":0")
 	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 	targets := []string{net.JoinHostPort("127.0.0.1", port)}
 	if h := hostAddr(t); h != "" {

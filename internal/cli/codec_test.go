@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"github.com/sandgate/sandgate/internal/testutil"
+
 	"bytes"
 	"context"
 	"encoding/base64"
@@ -11,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -127,7 +128,7 @@ func TestCodecServerCmdServes(t *testing.T) {
 	if err := os.WriteFile(path, []byte(line+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out := &lockedBuffer{}
+	out := &testutil.LockedBuffer{}
 	env := Env{Stdout: out, Stderr: io.Discard, Logger: slog.New(slog.DiscardHandler), Getenv: func(string) string { return "" }}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
@@ -147,22 +148,4 @@ func TestCodecServerCmdServes(t *testing.T) {
 	if code := <-done; code != ExitReleased {
 		t.Fatalf("exit %d after interrupt", code)
 	}
-}
-
-// lockedBuffer is written by the command's goroutine and read by the test.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

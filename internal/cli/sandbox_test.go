@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"github.com/sandgate/sandgate/internal/testutil"
+
 	"bytes"
 	"context"
 	"fmt"
@@ -22,20 +24,7 @@ func TestSandboxExecHasNoEgress(t *testing.T) {
 	if err != nil {
 		t.Skip("bash not installed")
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	ln := testutil.AcceptingListener(t, "127.0.0.1:0")
 	port := ln.Addr().(*net.TCPAddr).Port
 	script := fmt.Sprintf("exec 3<>/dev/tcp/127.0.0.1/%d", port)
 
