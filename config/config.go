@@ -48,9 +48,14 @@ type Approval struct {
 
 // Model names a model version and how to run it inside the sandbox.
 type Model struct {
-	Name         string   `yaml:"name" json:"name"`
-	Version      string   `yaml:"version" json:"version"`
-	Protocol     string   `yaml:"protocol" json:"protocol"`
+	Name    string `yaml:"name" json:"name"`
+	Version string `yaml:"version" json:"version"`
+	// Type is chat (default), classifier or regressor; it decides the suites.
+	Type     string `yaml:"type,omitempty" json:"type,omitempty"`
+	Protocol string `yaml:"protocol" json:"protocol"`
+	// OIPModel is the model's name in OIP v2 paths (/v2/models/{name}/infer);
+	// it defaults to Name.
+	OIPModel     string   `yaml:"oip_model,omitempty" json:"oip_model,omitempty"`
 	SystemPrompt string   `yaml:"system_prompt,omitempty" json:"system_prompt,omitempty"`
 	Secrets      []string `yaml:"secrets,omitempty" json:"secrets,omitempty"`
 	Sandbox      Sandbox  `yaml:"sandbox" json:"sandbox"`
@@ -85,6 +90,10 @@ type Suites struct {
 	Adversarial Adversarial `yaml:"adversarial" json:"adversarial"`
 	Privacy     Privacy     `yaml:"privacy,omitempty" json:"privacy,omitempty"`
 	Shadow      Shadow      `yaml:"shadow,omitempty" json:"shadow,omitempty"`
+	// Suites of classifiers and regressors (model.type).
+	Fairness   *Fairness   `yaml:"fairness,omitempty" json:"fairness,omitempty"`
+	Robustness *Robustness `yaml:"robustness,omitempty" json:"robustness,omitempty"`
+	Membership *Membership `yaml:"membership,omitempty" json:"membership,omitempty"`
 }
 
 // Adversarial configures the red-teaming stage.
@@ -113,10 +122,15 @@ type Shadow struct {
 
 // Defaults fills every optional field left empty. Validate runs after it.
 func (r *Release) Defaults() {
+	// An incumbent is the same kind of model as the candidate unless it says otherwise.
+	if r.Incumbent != nil && r.Incumbent.Type == "" {
+		r.Incumbent.Type = r.Model.Type
+	}
 	defaultModel(&r.Model)
 	if r.Incumbent != nil {
 		defaultModel(r.Incumbent)
 	}
+	r.predictiveDefaults()
 	a := &r.Suites.Adversarial
 	if a.Shards == 0 {
 		a.Shards = 4
@@ -148,8 +162,17 @@ func (r *Release) Defaults() {
 }
 
 func defaultModel(m *Model) {
+	if m.Type == "" {
+		m.Type = TypeChat
+	}
 	if m.Protocol == "" {
 		m.Protocol = ProtocolOpenAIChat
+		if m.Type != TypeChat {
+			m.Protocol = ProtocolOIP
+		}
+	}
+	if m.OIPModel == "" {
+		m.OIPModel = m.Name
 	}
 	s := &m.Sandbox
 	if s.Provider == "" {
@@ -203,7 +226,12 @@ func (r *Release) Validate() error {
 	if r.Incumbent != nil {
 		validateModel("incumbent", r.Incumbent, add)
 	}
+	r.validatePredictive(add)
 	a := r.Suites.Adversarial
+	if r.Model.Type != TypeChat {
+		// Red teaming is for chat models; a predictive release leaves it out.
+		a = Adversarial{Prompts: 1, Shards: 1, PartSize: 1, Concurrency: 1}
+	}
 	if a.Prompts < 1 || a.Prompts > 1_000_000 {
 		add("suites.adversarial.prompts", "is %d; set a count between 1 and 1000000", a.Prompts)
 	}
@@ -245,8 +273,23 @@ func validateModel(path string, m *Model, add func(path, format string, args ...
 	} else if !nameRE.MatchString(strings.ToLower(m.Version)) {
 		add(path+".version", "%q is not a valid version; use letters, digits, '.', '-', '_' (at most 40)", m.Version)
 	}
-	if m.Protocol != ProtocolOpenAIChat {
-		add(path+".protocol", "%q is not supported; use %q", m.Protocol, ProtocolOpenAIChat)
+	switch m.Type {
+	case TypeChat:
+		if m.Protocol != ProtocolOpenAIChat {
+			add(path+".protocol", "%q is not supported for a chat model; use %q", m.Protocol, ProtocolOpenAIChat)
+		}
+	case TypeClassifier, TypeRegressor:
+		if m.Protocol != ProtocolOIP {
+			add(path+".protocol", "%q is not supported for a %s; use %q (Open Inference Protocol v2)", m.Protocol, m.Type, ProtocolOIP)
+		}
+		if m.SystemPrompt != "" || len(m.Secrets) > 0 {
+			add(path+".system_prompt", "system_prompt and secrets apply to chat models; remove them")
+		}
+	default:
+		add(path+".type", "%q is not a model type; use %q, %q or %q", m.Type, TypeChat, TypeClassifier, TypeRegressor)
+	}
+	if m.OIPModel != "" && !nameRE.MatchString(m.OIPModel) {
+		add(path+".oip_model", "%q is not a valid OIP model name; use lowercase letters, digits, '-', '.', '_'", m.OIPModel)
 	}
 	s := m.Sandbox
 	if s.Provider != "process" {

@@ -264,7 +264,7 @@ func OWASPCategories() []string {
 // KnownMetrics lists the accepted metric names; parameterised names are
 // shown with their placeholder.
 func KnownMetrics() []string {
-	return []string{
+	out := []string{
 		MetricASR, MetricASRUpper,
 		prefixASR + "<LLM01..LLM10>", prefixASRUpper + "<LLM01..LLM10>",
 		MetricAdvErrorRate, MetricAdvAttempts,
@@ -273,6 +273,7 @@ func KnownMetrics() []string {
 		MetricAgreement, MetricAgreementGap, MetricSimilarity,
 		MetricLatencyP95Ratio, MetricShadowErrorRate,
 	}
+	return append(out, predictiveMetricNames()...)
 }
 
 // ValidateMetric reports whether name is a known metric, listing the known
@@ -286,6 +287,9 @@ func ValidateMetric(name string) error {
 		return nil
 	case "":
 		return fmt.Errorf("empty; set it to one of: %s", strings.Join(KnownMetrics(), ", "))
+	}
+	if handled, err := validatePredictiveMetric(name); handled {
+		return err
 	}
 	// asr_upper first: "adversarial.asr_upper.X" also starts with "adversarial.asr".
 	for _, prefix := range []string{prefixASRUpper, prefixASR} {
