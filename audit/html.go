@@ -49,6 +49,7 @@ type htmlView struct {
 	Stages       []stageRow
 	Adv          advView
 	Privacy      privacyView
+	Suites       []suiteView
 	Shadow       shadowView
 	Sandbox      sandboxView
 	Artifacts    []artifactRow
@@ -150,6 +151,7 @@ func newHTMLView(r Report) htmlView {
 	v.Stages = stageRows(r.Stages)
 	v.Adv = newAdvView(r)
 	v.Privacy = newPrivacyView(r)
+	v.Suites = newSuiteViews(r)
 	v.Shadow = newShadowView(r)
 	v.Sandbox = newSandboxView(r.Sandbox)
 	for _, a := range r.Artifacts {

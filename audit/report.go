@@ -39,6 +39,8 @@ type Report struct {
 	ConfigSHA256     string          `json:"config_sha256"`
 	// Decision is the human decision (approval, override, rejection), if any.
 	Decision *Decision `json:"decision,omitempty"`
+	// Suites are the classifier and regressor suites, in the order they ran.
+	Suites []SuiteSection `json:"suites,omitempty"`
 }
 
 // StageReport is one pipeline stage as the report shows it.
@@ -85,8 +87,12 @@ func RenderMarkdown(r Report) []byte {
 	}
 	writeVerdict(&b, r, verdict)
 	writeStages(&b, r.Stages)
-	writeAdversarial(&b, r.Adversarial)
-	writePrivacy(&b, r.Privacy)
+	if len(r.Suites) > 0 {
+		writeSuites(&b, r)
+	} else {
+		writeAdversarial(&b, r.Adversarial)
+		writePrivacy(&b, r.Privacy)
+	}
 	writeShadow(&b, r.Shadow)
 	writeSandbox(&b, r.Sandbox)
 	writeArtifacts(&b, r)
