@@ -262,8 +262,8 @@ func TestHopSkipJump(t *testing.T) {
 	}
 	e := res.Examples[0]
 	t.Logf("HopSkipJump: perturbation %.5f, optimum %.5f, %d queries", e.Perturbation, opt, e.Queries)
-	if e.Outcome != Succeeded || e.Perturbation < opt*(1-1e-9) || e.Perturbation > 1.25*opt {
-		t.Errorf("perturbation %v (outcome %s), want within [1, 1.25]× the optimum %v", e.Perturbation, e.Outcome, opt)
+	if e.Outcome != Succeeded || e.Perturbation < opt*(1-1e-9) || e.Perturbation > 1.05*opt {
+		t.Errorf("perturbation %v (outcome %s), want within [1, 1.05]× the optimum %v", e.Perturbation, e.Outcome, opt)
 	}
 	if e.AdversarialPred != 0 || res.Summary.MedianPerturbation != e.Perturbation {
 		t.Errorf("example %+v, summary %+v", e, res.Summary)
