@@ -616,7 +616,7 @@ func TestStatsStable(t *testing.T) {
 
 func TestExplain(t *testing.T) {
 	f := Findings{AUC: 0.62, TPRAt01: 0.004, TPRAt1: 0.032, Attack: "loss threshold",
-		Epsilon: EpsilonBound{Epsilon: 0.41, Confidence: 0.95, Delta: 1e-5, ThresholdsScanned: 200, Correction: CorrectionBonferroni},
+		Epsilon:            EpsilonBound{Epsilon: 0.41, Confidence: 0.95, Delta: 1e-5, ThresholdsScanned: 200, Correction: CorrectionBonferroni},
 		TheoreticalEpsilon: 2.9, TheoreticalDelta: 1e-5}
 	got := Explain(f)
 	want := "An attacker who can query the model and runs a loss threshold attack can tell training records from unseen ones with AUC 0.620 (0.5 is a coin flip, 1.0 is always right); that is a weak but real signal. " +
