@@ -92,8 +92,11 @@ func LiRAOffline(target []float64, out [][]float64, opt LiRAOptions) (LiRAResult
 		sorted := slices.Clone(o)
 		slices.Sort(sorted)
 		mu := median(sorted)
-		sigma := math.Max(stat.PopStdDev(o, nil), floor)
+		sigma := math.Max(popStdDev(o), floor)
 		z := (target[i] - mu) / sigma
+		if math.IsNaN(z) || math.IsInf(z, 0) || math.IsInf(sigma, 0) {
+			return LiRAResult{}, fmt.Errorf("example %d: target φ %g against out[%d] (μ %g, σ %g) overflows: φ values this large are not logit statistics, check the column", i, target[i], i, mu, sigma)
+		}
 		res.Mu[i], res.Sigma[i] = mu, sigma
 		switch opt.Method {
 		case LiRAGaussian:
@@ -105,6 +108,24 @@ func LiRAOffline(target []float64, out [][]float64, opt LiRAOptions) (LiRAResult
 		}
 	}
 	return res, nil
+}
+
+// popStdDev is the population standard deviation (numpy's default,
+// ddof 0, as LiRA's reference code uses), computed on values scaled by
+// their largest magnitude so that squares of large φ do not overflow.
+func popStdDev(xs []float64) float64 {
+	var s float64
+	for _, v := range xs {
+		s = math.Max(s, math.Abs(v))
+	}
+	if s == 0 {
+		return 0
+	}
+	scaled := make([]float64, len(xs))
+	for i, v := range xs {
+		scaled[i] = v / s
+	}
+	return s * stat.PopStdDev(scaled, nil)
 }
 
 func median(sorted []float64) float64 {
