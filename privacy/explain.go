@@ -7,8 +7,8 @@ import (
 	"strings"
 )
 
-// Findings are the membership-inference results Explain puts into words.
-type Findings struct {
+// AuditFindings are the membership-inference results Explain puts into words.
+type AuditFindings struct {
 	AUC     float64
 	TPRAt01 float64 // TPR at FPR ≤ 0.1%
 	TPRAt1  float64 // TPR at FPR ≤ 1%
@@ -25,7 +25,7 @@ type Findings struct {
 // non-members, what that means at low false-alarm rates, the audited ε
 // with its confidence and correction, and how it compares with the DP
 // guarantee when there is one. The text depends only on f.
-func Explain(f Findings) string {
+func Explain(f AuditFindings) string {
 	attack := f.Attack
 	if attack == "" {
 		attack = "membership"

@@ -615,7 +615,7 @@ func TestStatsStable(t *testing.T) {
 }
 
 func TestExplain(t *testing.T) {
-	f := Findings{AUC: 0.62, TPRAt01: 0.004, TPRAt1: 0.032, Attack: "loss threshold",
+	f := AuditFindings{AUC: 0.62, TPRAt01: 0.004, TPRAt1: 0.032, Attack: "loss threshold",
 		Epsilon:            EpsilonBound{Epsilon: 0.41, Confidence: 0.95, Delta: 1e-5, ThresholdsScanned: 200, Correction: CorrectionBonferroni},
 		TheoreticalEpsilon: 2.9, TheoreticalDelta: 1e-5}
 	got := Explain(f)

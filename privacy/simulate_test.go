@@ -117,5 +117,5 @@ func TestSimulatedOverfitModel(t *testing.T) {
 	}
 	p01, _ := r.TPRAtFPR(0.001)
 	p1, _ := r.TPRAtFPR(0.01)
-	t.Log(Explain(Findings{AUC: r.AUC(), TPRAt01: p01.TPR, TPRAt1: p1.TPR, Epsilon: b, Attack: "loss threshold"}))
+	t.Log(Explain(AuditFindings{AUC: r.AUC(), TPRAt01: p01.TPR, TPRAt1: p1.TPR, Epsilon: b, Attack: "loss threshold"}))
 }
