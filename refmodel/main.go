@@ -15,12 +15,14 @@ import (
 	"time"
 
 	"github.com/sandgate/sandgate/internal/reexec"
+	"github.com/sandgate/sandgate/refmodel/predictive"
 )
 
 // RoleName is the reexec role that serves the reference model, so a sandgate
 // binary can start it inside a sandbox:
 //
 //	sandgate-refmodel --variant leaky --listen 127.0.0.1:8000
+//	sandgate-refmodel --kind credit --variant biased --listen 127.0.0.1:8080
 const RoleName = "sandgate-refmodel"
 
 func init() {
@@ -53,7 +55,8 @@ var errUsage = errors.New("usage")
 func Run(ctx context.Context, args []string, logw io.Writer) error {
 	fs := flag.NewFlagSet(RoleName, flag.ContinueOnError)
 	fs.SetOutput(logw)
-	variant := fs.String("variant", string(Hardened), "model variant: incumbent, hardened or leaky")
+	kind := fs.String("kind", "chat", "model kind: chat (OpenAI chat API), or credit, credit-limit, imaging (Open Inference Protocol v2)")
+	variant := fs.String("variant", string(Hardened), "model variant: chat: incumbent, hardened or leaky; credit: fair, biased or overfit; credit-limit: fair or biased; imaging: brittle or robust")
 	listen := fs.String("listen", "127.0.0.1:8000", "address to listen on (port 0 picks a free port)")
 	latency := fs.Duration("latency", 0, "fixed delay added to each completion, e.g. 5ms")
 	maxBody := fs.Int64("max-body", DefaultMaxBodyBytes, "largest request body in bytes; larger requests get 413")
@@ -67,10 +70,6 @@ func Run(ctx context.Context, args []string, logw io.Writer) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
 	}
-	v, err := ParseVariant(*variant)
-	if err != nil {
-		return fmt.Errorf("%w: --variant: %v", errUsage, err)
-	}
 	if *latency < 0 || *maxBody <= 0 {
 		return fmt.Errorf("%w: --latency must be >= 0 and --max-body > 0", errUsage)
 	}
@@ -80,22 +79,49 @@ func Run(ctx context.Context, args []string, logw io.Writer) error {
 	}
 	log := slog.New(slog.NewJSONHandler(logw, &slog.HandlerOptions{Level: level}))
 
-	m, err := New(v)
-	if err != nil {
-		return err
+	var (
+		handler   http.Handler
+		modelName string
+		variantOf = *variant
+	)
+	if *kind == "chat" {
+		v, err := ParseVariant(*variant)
+		if err != nil {
+			return fmt.Errorf("%w: --variant: %v", errUsage, err)
+		}
+		m, err := New(v)
+		if err != nil {
+			return err
+		}
+		handler = NewHandler(m, ServerOptions{Latency: *latency, MaxBodyBytes: *maxBody, Logger: log})
+		modelName = m.Name()
+	} else {
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		if !set["variant"] {
+			variantOf = defaultPredictiveVariant(*kind)
+		}
+		if !set["max-body"] {
+			*maxBody = predictive.DefaultMaxBodyBytes
+		}
+		h, name, err := predictiveHandler(*kind, variantOf, *maxBody, *latency, log)
+		if err != nil {
+			return err
+		}
+		handler, modelName = h, name
 	}
 	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", *listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", *listen, err)
 	}
 	srv := &http.Server{
-		Handler:           NewHandler(m, ServerOptions{Latency: *latency, MaxBodyBytes: *maxBody, Logger: log}),
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       time.Minute,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	log.Info("serving", "addr", ln.Addr().String(), "model", m.Name(), "variant", string(v), "latency", latency.String())
+	log.Info("serving", "addr", ln.Addr().String(), "model", modelName, "kind", *kind, "variant", variantOf, "latency", latency.String())
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -108,6 +134,6 @@ func Run(ctx context.Context, args []string, logw io.Writer) error {
 	if err := srv.Shutdown(shutCtx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
-	log.Info("stopped", "model", m.Name())
+	log.Info("stopped", "model", modelName)
 	return nil
 }

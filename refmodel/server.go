@@ -12,10 +12,12 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/sandgate/sandgate/modelapi"
+	"github.com/sandgate/sandgate/refmodel/predictive"
 )
 
 // DefaultMaxBodyBytes caps a request body (413 beyond it).
@@ -208,4 +210,44 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 
 func writeError(w http.ResponseWriter, code int, typ, msg string) {
 	writeJSON(w, code, modelapi.ErrorBody{Error: modelapi.APIError{Message: msg, Type: typ}})
+}
+
+// defaultPredictiveVariant is the variant --kind serves without --variant:
+// the one a release should pass.
+func defaultPredictiveVariant(kind string) string {
+	if kind == predictive.KindImaging {
+		return predictive.ImagingRobust
+	}
+	return predictive.CreditFair
+}
+
+// predictiveHandler trains the predictive reference model kind/variant
+// and serves it over Open Inference Protocol v2, sleeping latency before
+// each inference.
+func predictiveHandler(kind, variant string, maxBody int64, latency time.Duration, log *slog.Logger) (http.Handler, string, error) {
+	variants := predictive.Variants(kind)
+	switch {
+	case variants == nil:
+		return nil, "", fmt.Errorf("%w: --kind %q: want chat, %s, %s or %s", errUsage, kind,
+			predictive.KindCredit, predictive.KindCreditLimit, predictive.KindImaging)
+	case !slices.Contains(variants, variant):
+		return nil, "", fmt.Errorf("%w: --variant %q: --kind %s serves %q", errUsage, variant, kind, variants)
+	}
+	start := time.Now()
+	e, err := predictive.NewEndpoint(kind, variant)
+	if err != nil {
+		return nil, "", err
+	}
+	log.Info("trained", "model", e.Meta.Name, "variant", variant, "elapsed", time.Since(start).String())
+	h := predictive.NewHandler(e, predictive.ServerOptions{MaxBodyBytes: maxBody, Logger: log})
+	if latency > 0 {
+		next := h
+		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.HasSuffix(r.URL.Path, "/infer") && sleep(r.Context(), latency) != nil {
+				return // client went away
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+	return h, e.Meta.Name, nil
 }
