@@ -14,6 +14,17 @@
 // percentiles and a Mann-Whitney U test (MannWhitneyU) of the two latency
 // distributions.
 //
+// Measure judges one window's Summary against an AnalysisSpec (metrics
+// such as agreement_delta = agreement − noise floor, error_rate,
+// latency_p99_ratio, latency_mann_whitney_p) and RunState.Apply applies
+// Argo Rollouts' failureLimit / inconclusiveLimit / consecutiveSuccessLimit
+// over windows; both are pure, so workflow code may call them.
+//
+// ReadRequestLog reads recorded traffic back from Parquet (the proxy's
+// part files, replay result files, or a plain request log with a
+// request_body column) for DriveRecorded (through the proxy) or
+// ChatRequests + Replay (with a noise floor).
+//
 // Parquet schema (results/shadow/, one PairRow per request, request order):
 //
 //	release_id                 string (dict)

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -27,6 +28,7 @@ func newShadowCmd(env Env) *cobra.Command {
 		timeout, flush                                      time.Duration
 		maxBody, maxCapture                                 int64
 		forward, candHeaders                                []string
+		replay                                              replayFlags
 	}
 	proxy := &cobra.Command{
 		Use:   "proxy --listen ADDR --incumbent URL --candidate URL [--sample 0.1] [--out DIR|s3://bucket/prefix]",
@@ -37,6 +39,12 @@ requests (OpenAI-compatible /v1/chat/completions, streamed or not, and OIP v2
 when it is full they are dropped and counted, so the candidate can never slow
 the clients down. The candidate's reply is recorded (with --out) and discarded.
 Credential headers are stripped from mirrors unless named in --forward-header.
+
+With --replay, recorded requests are read from a Parquet file (a local path or
+s3://bucket/key: the Parquet files --out wrote, replay result pairs, or any
+request log with a request_body column; see shadow.ReadRequestLog) and sent
+through the proxy as clients would, at --replay-rate requests/s or at the
+recorded pace times --replay-speed; the proxy stops when they are answered.
 
 Counters are served as JSON on http://<admin>/debug/shadow. Stop with Ctrl-C:
 queued mirrors finish (up to --mirror-timeout), the last Parquet part and
@@ -67,7 +75,10 @@ manifest.json are written, and the final counters are printed.`,
 			if f.queue < 1 {
 				return withCode(ExitBadInput, fmt.Errorf("--queue %d: must be at least 1", f.queue))
 			}
-			return runShadowProxy(cmd.Context(), env, cfg, f.listen, f.admin, f.out, f.batchRows, f.flush)
+			if err := f.replay.validate(); err != nil {
+				return withCode(ExitBadInput, err)
+			}
+			return runShadowProxy(cmd.Context(), env, cfg, f.listen, f.admin, f.out, f.batchRows, f.flush, f.replay)
 		},
 	}
 	fl := proxy.Flags()
@@ -87,6 +98,12 @@ manifest.json are written, and the final counters are printed.`,
 	fl.IntVar(&f.batchRows, "batch-rows", 10000, "rows per Parquet part file")
 	fl.DurationVar(&f.flush, "flush-interval", 30*time.Second, "a non-empty batch is written at least this often")
 	fl.StringVar(&f.releaseID, "release-id", "", "release id written to every row")
+	fl.StringVar(&f.replay.source, "replay", "", "send recorded requests from this Parquet file (path or s3://bucket/key) through the proxy, then stop")
+	fl.Float64Var(&f.replay.rate, "replay-rate", 0, "replayed requests per second, open loop (0: use --replay-speed)")
+	fl.Float64Var(&f.replay.speed, "replay-speed", 0, "replay at the recorded pace times this factor (0 with --replay-rate 0: as fast as --replay-concurrency allows)")
+	fl.IntVar(&f.replay.concurrency, "replay-concurrency", 64, "replayed requests in flight")
+	fl.Int64Var(&f.replay.offset, "replay-offset", 0, "first row of the file to replay")
+	fl.Int64Var(&f.replay.limit, "replay-limit", 0, "rows to replay (0: to the end)")
 	_ = proxy.MarkFlagRequired("incumbent")
 	_ = proxy.MarkFlagRequired("candidate")
 	cmd.AddCommand(proxy)
@@ -101,7 +118,71 @@ func parseModelURL(flag, s string) (*url.URL, error) {
 	return u, nil
 }
 
-func runShadowProxy(ctx context.Context, env Env, cfg shadow.ProxyConfig, listen, admin, out string, batchRows int, flush time.Duration) error {
+// replayFlags drive recorded traffic through the proxy instead of waiting for clients.
+type replayFlags struct {
+	source        string
+	rate, speed   float64
+	concurrency   int
+	offset, limit int64
+}
+
+func (r replayFlags) validate() error {
+	if r.source == "" {
+		return nil
+	}
+	switch {
+	case r.rate < 0:
+		return fmt.Errorf("--replay-rate %v: must not be negative", r.rate)
+	case r.speed < 0:
+		return fmt.Errorf("--replay-speed %v: must not be negative", r.speed)
+	case r.offset < 0 || r.limit < 0:
+		return fmt.Errorf("--replay-offset %d / --replay-limit %d: must not be negative", r.offset, r.limit)
+	case r.concurrency < 1:
+		return fmt.Errorf("--replay-concurrency %d: must be at least 1", r.concurrency)
+	}
+	return nil
+}
+
+// load reads the requests, downloading an s3:// source first.
+func (r replayFlags) load(ctx context.Context) (shadow.RequestLog, error) {
+	path := r.source
+	if rest, ok := strings.CutPrefix(r.source, "s3://"); ok {
+		bucket, key, _ := strings.Cut(rest, "/")
+		if bucket == "" || key == "" {
+			return shadow.RequestLog{}, withCode(ExitBadInput, fmt.Errorf("--replay %q: use s3://bucket/key", r.source))
+		}
+		ocfg := objstore.ConfigFromEnv()
+		ocfg.Bucket = bucket
+		store, err := objstore.New(ctx, ocfg)
+		if err != nil {
+			return shadow.RequestLog{}, withCode(ExitBadInput, fmt.Errorf("--replay %s: %w", r.source, err))
+		}
+		tmp, err := os.MkdirTemp("", "sandgate-replay-")
+		if err != nil {
+			return shadow.RequestLog{}, fmt.Errorf("--replay: staging directory: %w", err)
+		}
+		defer os.RemoveAll(tmp)
+		path = filepath.Join(tmp, "requests.parquet")
+		if _, err := store.Download(ctx, key, path); err != nil {
+			return shadow.RequestLog{}, fmt.Errorf("--replay %s: %w", r.source, err)
+		}
+	}
+	log, err := shadow.ReadRequestLog(path, r.offset, r.limit)
+	if err != nil {
+		return log, withCode(ExitBadInput, fmt.Errorf("--replay: %w", err))
+	}
+	return log, nil
+}
+
+func runShadowProxy(ctx context.Context, env Env, cfg shadow.ProxyConfig, listen, admin, out string, batchRows int, flush time.Duration, replay replayFlags) error {
+	var log shadow.RequestLog
+	if replay.source != "" {
+		// Read before anything listens: a bad file is reported with nothing started.
+		var err error
+		if log, err = replay.load(ctx); err != nil {
+			return err
+		}
+	}
 	var rec *shadow.Recorder
 	if out != "" {
 		dest, err := parseDestination(out)
@@ -157,10 +238,24 @@ func runShadowProxy(ctx context.Context, env Env, cfg shadow.ProxyConfig, listen
 	fmt.Fprintf(env.Stdout, "shadow proxy on http://%s → %s (mirror %.0f%% → %s); counters on http://%s/debug/shadow\n",
 		ln.Addr(), cfg.Incumbent, cfg.SampleRate*100, cfg.Candidate, aln.Addr())
 
+	replayDone := make(chan error, 1)
+	if replay.source != "" {
+		fmt.Fprintf(env.Stdout, "replaying %d recorded requests from %s (%d rows without a body skipped)\n", len(log.Requests), replay.source, log.Skipped)
+		go func() {
+			st, err := shadow.DriveRecorded(ctx, log.Requests, shadow.DriveOptions{
+				Target: "http://" + ln.Addr().String(), Rate: replay.rate, Speed: replay.speed,
+				Concurrency: replay.concurrency, RequestIDHeader: cfg.RequestIDHeader,
+			})
+			fmt.Fprintf(env.Stdout, "replayed %d requests, %d failed at the incumbent\n", st.Sent, st.Failed)
+			replayDone <- err
+		}()
+	}
+
 	var serveErr error
 	select {
 	case <-ctx.Done():
 	case serveErr = <-errc:
+	case serveErr = <-replayDone:
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.MirrorTimeout+30*time.Second)
 	defer cancel()

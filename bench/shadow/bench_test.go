@@ -1,0 +1,267 @@
+// Package shadowbench measures what mirroring costs the primary path:
+// sandgate's shadow proxy against a direct connection, and nginx's mirror
+// directive against the same, at the same open-loop load, with a slow
+// mirror target. Run:
+//
+//	go test -run '^$' -bench . -benchtime 1x ./bench/shadow/
+//
+// Figures depend on the machine: each line also prints the load average.
+package shadowbench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sandgate/sandgate/shadow"
+)
+
+// rate is requests per second, open loop: 1,000 as the issue asks;
+// SHADOW_BENCH_RATE overrides it to find where a busy machine saturates.
+var rate = func() int {
+	if v, err := strconv.Atoi(os.Getenv("SHADOW_BENCH_RATE")); err == nil && v > 0 {
+		return v
+	}
+	return 1000
+}()
+
+const (
+	dur      = 3 * time.Second        // per scenario
+	incDelay = 2 * time.Millisecond   // incumbent inference time
+	slow     = 100 * time.Millisecond // the slow mirror target (50× the incumbent)
+	body     = `{"model":"m","messages":[{"role":"user","content":"hello"}]}`
+)
+
+// model answers a chat completion after d.
+func model(b *testing.B, d time.Duration, text string) string {
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		if d > 0 {
+			time.Sleep(d)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"choices":[{"message":{"role":"assistant","content":%q}}]}`, text)
+	}))
+	b.Cleanup(s.Close)
+	return s.URL
+}
+
+type result struct {
+	lat    []time.Duration // sorted
+	errors int
+}
+
+func (r result) pct(p float64) time.Duration {
+	if len(r.lat) == 0 {
+		return 0
+	}
+	i := int(float64(len(r.lat))*p/100+0.5) - 1
+	return r.lat[max(0, min(i, len(r.lat)-1))]
+}
+
+// openLoop sends requests at their scheduled instants whatever earlier ones
+// are doing, and measures each from its scheduled send time, so a stall
+// shows up in the latencies instead of slowing the load (coordinated
+// omission). The first tenth (connection set-up) is not counted.
+func openLoop(target string) result {
+	c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{Proxy: nil, MaxIdleConns: 4096, MaxIdleConnsPerHost: 4096}}
+	defer c.CloseIdleConnections()
+	n := int(float64(rate) * dur.Seconds())
+	lat := make([]time.Duration, n)
+	bad := make([]bool, n)
+	var wg sync.WaitGroup
+	start := time.Now().Add(5 * time.Millisecond)
+	for i := range n {
+		at := start.Add(time.Duration(i) * time.Second / time.Duration(rate))
+		time.Sleep(time.Until(at))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, target+"/v1/chat/completions", strings.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := c.Do(req)
+			if err == nil {
+				_, err = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					err = fmt.Errorf("HTTP %d", resp.StatusCode)
+				}
+			}
+			lat[i], bad[i] = time.Since(at), err != nil
+		}()
+	}
+	wg.Wait()
+	var r result
+	for i := n / 10; i < n; i++ {
+		if bad[i] {
+			r.errors++
+		}
+		r.lat = append(r.lat, lat[i])
+	}
+	slices.Sort(r.lat)
+	return r
+}
+
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	return strings.Join(strings.Fields(string(b))[:3], " ")
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// compare runs direct and mirrored alternately, twice each, and reports
+// the mirrored path's added p50/p99 against the best direct run.
+func compare(b *testing.B, name, direct, mirrored string) {
+	var d, m result
+	for range 2 {
+		if r := openLoop(direct); d.lat == nil || r.pct(99) < d.pct(99) {
+			d = r
+		}
+		if r := openLoop(mirrored); m.lat == nil || r.pct(99) > m.pct(99) {
+			m = r // the worse mirrored run: coupling is what we look for
+		}
+	}
+	add50, add99 := m.pct(50)-d.pct(50), m.pct(99)-d.pct(99)
+	fmt.Printf("%d req/s %-30s direct p50 %6.2f p99 %7.2f ms | mirrored p50 %6.2f p99 %7.2f ms | added p50 %+7.2f p99 %+8.2f ms (p99 %.2fx) | errors %d/%d | load %s\n",
+		rate, name, ms(d.pct(50)), ms(d.pct(99)), ms(m.pct(50)), ms(m.pct(99)), ms(add50), ms(add99), float64(m.pct(99))/float64(d.pct(99)), d.errors, m.errors, loadavg())
+	b.ReportMetric(ms(add50), "added_p50_ms")
+	b.ReportMetric(ms(add99), "added_p99_ms")
+	b.ReportMetric(float64(m.pct(99))/float64(d.pct(99)), "p99_ratio")
+	if m.errors > 0 {
+		b.Errorf("%s: %d client errors through the mirroring path", name, m.errors)
+	}
+}
+
+// BenchmarkMirrorAddedLatency: 1,000 req/s on loopback, incumbent 2 ms,
+// mirror target 100 ms. sandgate mirrors after the reply through a
+// bounded queue; nginx's mirror subrequests hold the main request open.
+func BenchmarkMirrorAddedLatency(b *testing.B) {
+	inc := model(b, incDelay, "incumbent")
+	slowCand := model(b, slow, "CANDIDATE")
+	b.Run("sandgate", func(b *testing.B) {
+		p, err := shadow.NewProxy(shadow.ProxyConfig{Incumbent: mustURL(inc), Candidate: mustURL(slowCand), SampleRate: 1, MirrorTimeout: 2 * time.Second})
+		if err != nil {
+			b.Fatal(err)
+		}
+		srv := httptest.NewServer(p)
+		defer func() {
+			srv.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = p.Close(ctx)
+		}()
+		for b.Loop() {
+			compare(b, "sandgate proxy, mirror 100ms", inc, srv.URL)
+		}
+		st := p.Snapshot()
+		fmt.Printf("  sandgate counters: mirrored %d, dropped (queue full) %d, candidate errors %d\n", st.Mirrored, st.DroppedQueueFull, st.CandidateErrors)
+	})
+	b.Run("nginx", func(b *testing.B) {
+		bin, err := exec.LookPath("nginx")
+		if err != nil {
+			b.Skip("nginx is not installed (apt-get install -y nginx-light); skipping the nginx mirror comparison")
+		}
+		ng := startNginx(b, bin, inc, slowCand)
+		for b.Loop() {
+			compare(b, "nginx mirror, mirror 100ms", inc, ng)
+		}
+	})
+}
+
+func mustURL(s string) *url.URL {
+	u, err := url.Parse(s)
+	if err != nil {
+		panic(err)
+	}
+	return u
+}
+
+func freePort(b *testing.B) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// startNginx runs nginx in the foreground (daemon off) with a generated
+// config in a temp dir, mirroring every request to mirrorURL, and stops it
+// at cleanup.
+func startNginx(b *testing.B, bin, incURL, mirrorURL string) string {
+	dir := b.TempDir()
+	addr := freePort(b)
+	conf := fmt.Sprintf(`daemon off;
+master_process off;
+worker_processes 1;
+pid %[1]s/nginx.pid;
+error_log %[1]s/error.log warn;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  client_body_temp_path %[1]s/body;
+  proxy_temp_path %[1]s/proxy;
+  fastcgi_temp_path %[1]s/fastcgi;
+  uwsgi_temp_path %[1]s/uwsgi;
+  scgi_temp_path %[1]s/scgi;
+  upstream incumbent { server %[3]s; keepalive 512; }
+  upstream mirror { server %[4]s; keepalive 512; }
+  server {
+    listen %[2]s;
+    location / {
+      mirror /_mirror;
+      mirror_request_body on;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_pass http://incumbent;
+    }
+    location = /_mirror {
+      internal;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_read_timeout 2s;
+      proxy_pass http://mirror$request_uri;
+    }
+  }
+}
+`, dir, addr, strings.TrimPrefix(incURL, "http://"), strings.TrimPrefix(mirrorURL, "http://"))
+	cf := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-p", dir, "-e", filepath.Join(dir, "error.log"), "-c", cf)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatalf("start nginx: %v", err)
+	}
+	b.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return "http://" + addr
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
+			b.Fatalf("nginx did not listen on %s: %v\n%s", addr, err, log)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
