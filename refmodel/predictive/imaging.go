@@ -26,7 +26,7 @@ const (
 	poolSide              = 16 // 4×4 average pooling of the 64×64 scan
 	imagingAugmentLevels  = 16 // robust: noise up to 16/255 during training
 	imagingAugmentCopies  = 2
-	imagingGradientSteps  = 600
+	imagingGradientSteps  = 250
 	imagingLearningRate   = 0.5
 	imagingBrittleL2      = 1e-5
 	imagingRobustL2       = 1e-3

@@ -215,7 +215,7 @@ func argmax(p []float64) int {
 
 // Noise flip rate (metrics.md): one draw δ ~ U[−ε, ε] per scan, ε = 8/255.
 func TestImagingBrittleVersusRobust(t *testing.T) {
-	const n, side = 200, predictive.ImageSide
+	const n, side = 150, predictive.ImageSide
 	pix, labels := scans(t, n)
 	noisy := make([]float32, len(pix))
 	predictive.AddUniformNoise(rand.New(rand.NewPCG(5, 6)), pix, noisy, 8.0/255)
