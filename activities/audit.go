@@ -78,6 +78,8 @@ type AttestInput struct {
 	Privacy       privacy.Summary
 	Shadow        shadow.Summary
 	ExtraSubjects []audit.Subject
+	// SuiteMetrics are the metrics of classifier and regressor suites.
+	SuiteMetrics map[string]float64
 }
 
 // AttestResult says where the attestation is, or why there is none.
@@ -104,7 +106,7 @@ func (a *Activities) Attest(ctx context.Context, in AttestInput) (AttestResult, 
 		ReleaseID: in.ReleaseID, ModelName: in.ModelName, ModelVersion: in.ModelVersion,
 		Verdict: in.Verdict, GateVerdict: in.Gate.Verdict, Rules: audit.GateRules(in.Gate),
 		Decisions: in.Decisions, AuditChainHead: in.ChainHead, AuditRecords: in.ChainRecords,
-		ConfigSHA256: in.ConfigSHA256, Metrics: gate.MetricsFrom(in.Adversarial, in.Privacy, in.Shadow),
+		ConfigSHA256: in.ConfigSHA256, Metrics: withSuites(gate.MetricsFrom(in.Adversarial, in.Privacy, in.Shadow), in.SuiteMetrics),
 	}
 	pub, _ := a.AttestationKey.Public().(ed25519.PublicKey)
 	keyID := audit.KeyID(pub)

@@ -208,6 +208,9 @@ type GateInput struct {
 	Adversarial redteam.Summary
 	Privacy     privacy.Summary
 	Shadow      shadow.Summary
+	// SuiteMetrics are the metrics of classifier and regressor suites
+	// (fairness.*, robustness.*, privacy.mia.*, privacy.epsilon_lb).
+	SuiteMetrics map[string]float64
 	// Evidence maps a metric prefix ("adversarial", "privacy", "shadow") to
 	// the manifests of the rows behind it, so each rule names its rows.
 	Evidence map[string][]string
@@ -226,7 +229,7 @@ func (a *Activities) Gate(ctx context.Context, in GateInput) (GateResult, error)
 		return GateResult{}, err
 	}
 	policy := in.Policy.ForPhase(in.Phase)
-	m := gate.MetricsFrom(in.Adversarial, in.Privacy, in.Shadow)
+	m := withSuites(gate.MetricsFrom(in.Adversarial, in.Privacy, in.Shadow), in.SuiteMetrics)
 	baseline, baselineID, err := a.baseline(ctx, in.ModelName)
 	if err != nil {
 		return GateResult{}, err
@@ -237,6 +240,14 @@ func (a *Activities) Gate(ctx context.Context, in GateInput) (GateResult, error)
 		return GateResult{}, err
 	}
 	return GateResult{Verdict: v, EvidenceKey: key}, nil
+}
+
+// withSuites adds the suites' metrics to m.
+func withSuites(m gate.Metrics, suites map[string]float64) gate.Metrics {
+	for k, v := range suites {
+		m[k] = v
+	}
+	return m
 }
 
 // lastReleased is the pointer to the newest RELEASED release of a model,

@@ -154,7 +154,13 @@ func BaselineFromReport(reportJSON []byte) (gate.Metrics, error) {
 	if err := json.Unmarshal(reportJSON, &r); err != nil {
 		return nil, fmt.Errorf("regate: baseline report is not a report.json: %w", err)
 	}
-	return gate.MetricsFrom(r.Adversarial, r.Privacy, r.Shadow), nil
+	m := gate.MetricsFrom(r.Adversarial, r.Privacy, r.Shadow)
+	for _, s := range r.Suites {
+		for k, v := range s.Metrics {
+			m[k] = v
+		}
+	}
+	return m, nil
 }
 
 // readModel reads the model name and version from audit/config.json, the

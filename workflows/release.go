@@ -32,6 +32,8 @@ type release struct {
 
 	dataset     *activities.DatasetRef
 	shards      map[int]activities.ShardResult
+	tabular     *activities.TabularDataRef
+	suites      map[string]activities.SuiteResult
 	advResults  *activities.ResultsRef
 	advSummary  redteam.Summary
 	privacy     *activities.PrivacyResult
@@ -59,7 +61,7 @@ type release struct {
 // provision → generate → adversarial → privacy → gate → shadow → report → teardown.
 // A release blocked by its gate ends normally with verdict BLOCKED.
 func ReleaseWorkflow(ctx workflow.Context, in ReleaseInput) (ReleaseResult, error) {
-	r := &release{in: in, shards: map[int]activities.ShardResult{}, evidence: map[string]any{}}
+	r := &release{in: in, shards: map[int]activities.ShardResult{}, suites: map[string]activities.SuiteResult{}, evidence: map[string]any{}}
 	for _, s := range Stages {
 		r.stages = append(r.stages, StageStatus{Name: s, State: StatePending})
 	}
@@ -170,7 +172,8 @@ func (r *release) sandboxPhase(ctx workflow.Context) (err error) {
 		return err
 	}
 	var inc *activities.SandboxRef
-	if cfg.Incumbent != nil && cfg.Suites.Shadow.Requests > 0 && r.shadow == nil {
+	predictive := cfg.Model.Type != "" && cfg.Model.Type != config.TypeChat
+	if !predictive && cfg.Incumbent != nil && cfg.Suites.Shadow.Requests > 0 && r.shadow == nil {
 		ref, err := r.provision(sctx, "incumbent", *cfg.Incumbent)
 		if err != nil {
 			return err
@@ -178,6 +181,9 @@ func (r *release) sandboxPhase(ctx workflow.Context) (err error) {
 		inc = &ref
 	}
 	r.setStage(ctx, StageProvision, StateDone, fmt.Sprintf("%d sandbox(es); egress blocked: %v; interfaces %v", len(r.sandboxes), cand.EgressBlocked, cand.Interfaces))
+	if predictive {
+		return r.predictivePhase(ctx, sctx, cand)
+	}
 
 	if r.dataset == nil {
 		r.setStage(ctx, StageGenerate, StateRunning, fmt.Sprintf("%d adversarial prompts, seed %d", cfg.Suites.Adversarial.Prompts, cfg.Seed))
@@ -447,6 +453,14 @@ func (r *release) report(ctx workflow.Context, verdict string) (string, error) {
 	if d := r.decision; d != nil {
 		rep.Decision = &audit.Decision{Kind: d.Kind, Actor: d.Actor, Reason: d.Reason, Seq: r.decisionSeq}
 	}
+	rep.Suites = r.suiteSections()
+	for _, sec := range rep.Suites {
+		res := r.suites[sec.Name]
+		rep.Artifacts = append(rep.Artifacts, audit.Artifact{Name: sec.Name + " results", Key: res.ManifestKey, Rows: res.Rows})
+	}
+	if r.tabular != nil {
+		rep.Artifacts = append([]audit.Artifact{{Name: "synthetic profiles", Key: r.tabular.ManifestKey, Rows: r.tabular.Rows}}, rep.Artifacts...)
+	}
 	if r.privacy != nil {
 		rep.Privacy = r.privacy.Summary
 		rep.Artifacts = append(rep.Artifacts, audit.Artifact{Name: "privacy results", Key: r.privacy.ManifestKey, Rows: r.privacy.Rows})
@@ -495,6 +509,13 @@ func (r *release) gateEvidence() map[string][]string {
 	if r.shadow != nil {
 		ev["shadow"] = []string{r.shadow.ManifestKey}
 	}
+	for name, res := range r.suites {
+		prefix := name
+		if name == activities.SuiteMembership {
+			prefix = "privacy"
+		}
+		ev[prefix] = append(ev[prefix], res.ManifestKey)
+	}
 	return ev
 }
 
@@ -526,7 +547,7 @@ func (r *release) attestRelease(ctx workflow.Context, verdict string) error {
 		Verdict: verdict, Gate: r.combinedGate(), ConfigSHA256: r.in.ConfigSHA256,
 		ArtifactName: r.artifact.ArtifactName, ArtifactHash: r.artifact.ArtifactDigest,
 		ChainHead: r.chainHead, ChainRecords: r.auditSeq,
-		Adversarial: r.advSummary,
+		Adversarial: r.advSummary, SuiteMetrics: r.suiteMetrics(),
 	}
 	if d := r.decision; d != nil {
 		in.Decisions = []audit.Decision{{Kind: d.Kind, Actor: d.Actor, Reason: d.Reason, Seq: r.decisionSeq}}
