@@ -35,7 +35,7 @@ func TestPredictiveNamesTheField(t *testing.T) {
 		{"privileged not protected", strings.Replace(good, "privileged: {sex: male,", "privileged: {gender: male, sex: male,", 1), "suites.fairness.privileged.gender: is not in suites.fairness.protected"},
 		{"threshold out of range", strings.Replace(good, "threshold: 0.5", "threshold: 1.5", 1), "suites.fairness.threshold: is 1.5"},
 		{"bad inputs", strings.Replace(good, "inputs: tabular", "inputs: audio", 1), "suites.robustness.inputs: is \"audio\""},
-		{"typo in suite", strings.Replace(good, "max_step: 0.05", "max_stepp: 0.05", 1), "suites.robustness.max_stepp: unknown field; did you mean \"max_step\"?"},
+		{"typo in suite", strings.Replace(good, "max_step: 0.02", "max_stepp: 0.02", 1), "suites.robustness.max_stepp: unknown field; did you mean \"max_step\"?"},
 		{"too few rows", strings.Replace(good, "rows: 3000", "rows: 3", 1), "suites.fairness.dataset.rows: is 3"},
 		{"unknown fairness metric", strings.Replace(good, "metric: fairness.disparate_impact_ratio\n", "metric: fairness.disparate_impact\n", 1), "fairness.disparate_impact\" is not a known metric"},
 		{"membership on a regressor", strings.Replace(strings.Replace(good, "type: classifier", "type: regressor", 1), "\ngate:", "  membership: {members: a.parquet, non_members: b.parquet, label_column: y}\n\ngate:", 1), "suites.membership: membership inference needs class probabilities"},
