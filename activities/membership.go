@@ -142,17 +142,42 @@ func (a *Activities) MembershipSuite(ctx context.Context, in SuiteInput) (SuiteR
 	if err != nil {
 		return SuiteResult{}, err
 	}
-	findings := privacy.AuditFindings{AUC: best.auc, TPRAt01: best.t01, TPRAt1: best.t1, Epsilon: eps, Attack: string(best.stat) + " threshold"}
+	findings := privacy.AuditFindings{AUC: best.auc, TPRAt01: best.t01, TPRAt1: best.t1, Epsilon: eps, Attack: string(epsilonStatistic) + " threshold"}
+	// A model that publishes a DP guarantee (OIP metadata parameters
+	// dp_epsilon, dp_delta) gets the claim checked: a sound guarantee can
+	// never be below a valid lower bound.
+	claimNote := ""
+	if claimed, ok := numberParam(meta.Parameters, "dp_epsilon"); ok {
+		findings.TheoreticalEpsilon = claimed
+		findings.TheoreticalDelta, _ = numberParam(meta.Parameters, "dp_delta")
+		res.Metrics["privacy.epsilon_claimed"] = claimed
+		if eps.Epsilon > claimed {
+			claimNote = fmt.Sprintf("The model claims ε = %.3g, but the audit shows ε ≥ %.3g: the claim is false.", claimed, eps.Epsilon)
+		} else {
+			claimNote = fmt.Sprintf("The model claims ε = %.3g (δ = %g; %v); the audited lower bound %.3g does not contradict it.", claimed, findings.TheoreticalDelta, meta.Parameters["dp_accounting"], eps.Epsilon)
+		}
+	}
 	epsLine := fmt.Sprintf("ε ≥ %.3f with %.0f%% confidence at δ = %g (%s over %d thresholds of the %s statistic; %d members, %d non-members).",
 		eps.Epsilon, 100*eps.Confidence, eps.Delta, eps.Correction, eps.ThresholdsScanned, epsilonStatistic, len(memberLabels), len(nonMemberLabels))
 	res.Section = audit.SuiteSection{
 		Name:    SuiteMembership,
 		Summary: fmt.Sprintf("Membership inference: best AUC %.3f (%s); empirical %s", best.auc, best.stat, epsLine),
 		Metrics: res.Metrics,
-		Notes:   []string{privacy.Explain(findings), epsLine, "TPR at a target FPR is read at the lowest threshold whose FPR ≤ the target, without interpolation (ml_privacy_meter)."},
+		Notes:   nonEmpty(privacy.Explain(findings), epsLine, claimNote, "TPR at a target FPR is read at the lowest threshold whose FPR ≤ the target, without interpolation (ml_privacy_meter)."),
 		Tables:  []audit.Table{table},
 	}
 	return res, nil
+}
+
+func numberParam(p map[string]any, name string) (float64, bool) {
+	switch v := p[name].(type) {
+	case float64:
+		return v, !math.IsNaN(v) && v > 0
+	case string:
+		f, err := strconv.ParseFloat(v, 64)
+		return f, err == nil && f > 0
+	}
+	return 0, false
 }
 
 // readRecords reads a member or non-member set: the model's inputs and
@@ -217,4 +242,14 @@ func (a *Activities) objectKey(field, ref string) (string, error) {
 		return "", badInput("%s: %s is not in the release bucket %q; copy it there or give its key", field, ref, a.Store.Bucket())
 	}
 	return key, nil
+}
+
+func nonEmpty(xs ...string) []string {
+	var out []string
+	for _, x := range xs {
+		if x != "" {
+			out = append(out, x)
+		}
+	}
+	return out
 }

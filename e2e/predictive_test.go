@@ -35,6 +35,8 @@ func TestPredictiveReleases(t *testing.T) {
 		{"release-credit-biased.yaml", cli.ExitBlocked, []string{"four-fifths-rule", "counterfactual-flips"}, []string{"fairness.disparate_impact_ratio"}},
 		{"release-imaging.yaml", cli.ExitReleased, nil, []string{"robustness.noise_flip_rate_upper", "robustness.pixel_attack_success_rate", "robustness.hsj_success_rate"}},
 		{"release-imaging-brittle.yaml", cli.ExitBlocked, []string{"noise-flips"}, []string{"robustness.noise_flip_rate_upper"}},
+		{"release-credit-overfit.yaml", cli.ExitBlocked, []string{"empirical-epsilon", "membership-auc"}, []string{"privacy.epsilon_lb", "privacy.mia.auc", "privacy.mia.tpr_at_fpr_1e-3"}},
+		{"release-credit-dp.yaml", cli.ExitReleased, nil, []string{"privacy.epsilon_lb", "privacy.epsilon_claimed"}},
 	}
 	for _, tc := range cases {
 		code, out := runCLI(t, ctx, append([]string{"dev", "-f", filepath.Join("..", "examples", tc.file)}, ports...)...)
@@ -79,6 +81,25 @@ func TestPredictiveReleases(t *testing.T) {
 			}
 		}
 		t.Logf("%s: %s", tc.file, summarize(got, tc.metrics))
+		switch tc.file {
+		case "release-credit-dp.yaml":
+			// The audit of a DP-trained model never exceeds its guarantee.
+			if got["privacy.epsilon_lb"] >= got["privacy.epsilon_claimed"] {
+				t.Errorf("dp: audited ε_lb %.3f ≥ claimed ε %.3f", got["privacy.epsilon_lb"], got["privacy.epsilon_claimed"])
+			}
+		case "release-credit-overfit.yaml":
+			if got["privacy.epsilon_lb"] < 1 {
+				t.Errorf("overfit: audited ε_lb %.3f, want clearly above zero", got["privacy.epsilon_lb"])
+			}
+			// The bound is printed with its confidence and the thresholds scanned.
+			md, err := env.store.Get(ctx, layout(t, id).ReportMarkdown())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(string(md), "with 95% confidence") || !strings.Contains(string(md), "over 200 thresholds") {
+				t.Errorf("overfit: the report does not print ε with its confidence and thresholds")
+			}
+		}
 		if tc.wantCode == cli.ExitBlocked && !slices.ContainsFunc(rep.Gate.Failed, func(s string) bool { return slices.Contains(tc.wantFailed, s) }) {
 			t.Errorf("%s: report's failed rules %v", tc.file, rep.Gate.Failed)
 		}

@@ -68,6 +68,9 @@ type ModelMetadata struct {
 	Platform string           `json:"platform"`
 	Inputs   []TensorMetadata `json:"inputs"`
 	Outputs  []TensorMetadata `json:"outputs"`
+	// Parameters carry model-card facts, e.g. a DP guarantee:
+	// dp_epsilon, dp_delta (numbers) and dp_accounting (text).
+	Parameters map[string]any `json:"parameters,omitempty"`
 }
 
 // OIPErrorBody is the OIP v2 error envelope: {"error": "message"}.

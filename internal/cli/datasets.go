@@ -65,6 +65,7 @@ S3 credentials and endpoint come from the AWS_* variables (see objstore).`,
 	_ = gen.MarkFlagRequired("out")
 	cmd.AddCommand(gen)
 	cmd.AddCommand(newDatasetsFitCmd(env))
+	cmd.AddCommand(newDatasetsRecordsCmd(env))
 	return cmd
 }
 

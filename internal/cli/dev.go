@@ -56,7 +56,7 @@ func newDevCmd(env Env) *cobra.Command {
 
 func runDev(ctx context.Context, env Env, file string, serve bool, opt devstack.Options) error {
 	// Everything that can be wrong with the input is checked before anything starts.
-	in, err := loadRelease(file)
+	in, locals, err := loadRelease(file)
 	if err != nil {
 		return err
 	}
@@ -148,6 +148,9 @@ func runDev(ctx context.Context, env Env, file string, serve bool, opt devstack.
 	}
 	defer w.Stop()
 
+	if err := uploadInputs(ctx, acts.Store, locals); err != nil {
+		return err
+	}
 	stackUp := time.Now()
 	run, err := startRelease(ctx, c, workflows.TaskQueue, in)
 	if err != nil {
@@ -164,8 +167,16 @@ func runDev(ctx context.Context, env Env, file string, serve bool, opt devstack.
 		fmt.Fprintf(env.Stdout, "verify:  AWS_ENDPOINT_URL_S3=%s AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s starter attest verify --key %s --release %s\n",
 			stack.S3Endpoint(), devstack.DevAccessKeyID, devstack.DevSecretAccessKey, pubPath, res.ReleaseID)
 	}
-	fmt.Fprintf(env.Stdout, "open the results: duckdb -c \"SET s3_endpoint='%s'; SET s3_url_style='path'; SET s3_use_ssl=false; SELECT outcome, count(*) FROM read_parquet('%sresults/adversarial/*/*.parquet', hive_partitioning=true) GROUP BY 1\"\n",
-		trimScheme(stack.S3Endpoint()), res.Prefix)
+	query := fmt.Sprintf("SELECT outcome, count(*) FROM read_parquet('%sresults/adversarial/*/*.parquet', hive_partitioning=true) GROUP BY 1", res.Prefix)
+	switch s := in.Config.Suites; {
+	case s.Fairness != nil:
+		query = fmt.Sprintf("SELECT attributes, \"group\", size, selection_rate, tpr, fpr FROM read_parquet('%sresults/fairness/groups/*.parquet')", res.Prefix)
+	case s.Robustness != nil:
+		query = fmt.Sprintf("SELECT attack, succeeded, failed, skipped, flip_rate_upper, queries FROM read_parquet('%sresults/robustness/attacks/*.parquet')", res.Prefix)
+	case s.Membership != nil:
+		query = fmt.Sprintf("SELECT attack, fpr, tpr FROM read_parquet('%sresults/membership/roc/*.parquet') WHERE fpr <= 0.01", res.Prefix)
+	}
+	fmt.Fprintf(env.Stdout, "open the results: duckdb -c \"SET s3_endpoint='%s'; SET s3_url_style='path'; SET s3_use_ssl=false; %s\"\n", trimScheme(stack.S3Endpoint()), query)
 	if serve {
 		fmt.Fprintln(env.Stdout, "serving until interrupted (Ctrl-C)")
 		<-ctx.Done()

@@ -32,9 +32,18 @@ func newReleaseCmd(env Env) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			in, err := loadRelease(file)
+			in, locals, err := loadRelease(file)
 			if err != nil {
 				return err
+			}
+			if len(locals) > 0 {
+				store, err := objstore.New(ctx, objstore.ConfigFromEnv())
+				if err != nil {
+					return err
+				}
+				if err := uploadInputs(ctx, store, locals); err != nil {
+					return err
+				}
 			}
 			c, err := dialEnv(ctx, env)
 			if err != nil {
@@ -173,13 +182,18 @@ func dialEnv(ctx context.Context, env Env) (client.Client, error) {
 }
 
 // loadRelease reads and validates the config; any problem is bad input.
-func loadRelease(path string) (workflows.ReleaseInput, error) {
+func loadRelease(path string) (workflows.ReleaseInput, []localInput, error) {
 	cfg, raw, err := config.Load(path)
 	if err != nil {
-		return workflows.ReleaseInput{}, withCode(ExitBadInput, err)
+		return workflows.ReleaseInput{}, nil, withCode(ExitBadInput, err)
 	}
 	digest := config.Digest(raw)
-	return workflows.ReleaseInput{ReleaseID: cfg.ReleaseID(digest), Config: *cfg, ConfigSHA256: digest}, nil
+	in := workflows.ReleaseInput{ReleaseID: cfg.ReleaseID(digest), Config: *cfg, ConfigSHA256: digest}
+	locals, err := resolveLocalInputs(path, &in)
+	if err != nil {
+		return in, nil, withCode(ExitBadInput, fmt.Errorf("%s: %w", path, err))
+	}
+	return in, locals, nil
 }
 
 // startRelease starts the release workflow, or attaches to the one already
@@ -196,8 +210,7 @@ func startRelease(ctx context.Context, c client.Client, taskQueue string, in wor
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		StaticSummary:            summary,
-		StaticDetails: fmt.Sprintf("Candidate **%s %s**, seed %d, %d adversarial prompts in %d shards.\n\nConfig sha256 `%s`.",
-			cfg.Model.Name, cfg.Model.Version, cfg.Seed, cfg.Suites.Adversarial.Prompts, cfg.Suites.Adversarial.Shards, in.ConfigSHA256),
+		StaticDetails: staticDetails(in),
 		TypedSearchAttributes: temporal.NewSearchAttributes(
 			workflows.AttrModelName.ValueSet(cfg.Model.Name),
 			workflows.AttrModelVersion.ValueSet(cfg.Model.Version),
@@ -323,4 +336,24 @@ func printResult(out io.Writer, res workflows.ReleaseResult, uiURL, namespace st
 		return withCode(ExitBlocked, fmt.Errorf("release %s blocked by: %s", res.ReleaseID, strings.Join(res.FailedRules, ", ")))
 	}
 	return nil
+}
+
+// staticDetails is the release's fixed description in the Web UI.
+func staticDetails(in workflows.ReleaseInput) string {
+	cfg := in.Config
+	what := fmt.Sprintf("%d adversarial prompts in %d shards", cfg.Suites.Adversarial.Prompts, cfg.Suites.Adversarial.Shards)
+	if cfg.Model.Type != "" && cfg.Model.Type != config.TypeChat {
+		var suites []string
+		if cfg.Suites.Fairness != nil {
+			suites = append(suites, "fairness")
+		}
+		if cfg.Suites.Robustness != nil {
+			suites = append(suites, "robustness")
+		}
+		if cfg.Suites.Membership != nil {
+			suites = append(suites, "membership inference")
+		}
+		what = cfg.Model.Type + " over OIP v2; suites: " + strings.Join(suites, ", ")
+	}
+	return fmt.Sprintf("Candidate **%s %s**, seed %d, %s.\n\nConfig sha256 `%s`.", cfg.Model.Name, cfg.Model.Version, cfg.Seed, what, in.ConfigSHA256)
 }

@@ -1,6 +1,7 @@
 package predictive
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -46,7 +47,7 @@ type Endpoint struct {
 func Variants(kind string) []string {
 	switch kind {
 	case KindCredit:
-		return []string{CreditFair, CreditBiased, CreditOverfit}
+		return []string{CreditFair, CreditBiased, CreditOverfit, CreditDP}
 	case KindCreditLimit:
 		return []string{LimitFair, LimitBiased}
 	case KindImaging:
@@ -57,12 +58,27 @@ func Variants(kind string) []string {
 
 // NewEndpoint trains the reference model kind/variant:
 //
-//	credit        fair | biased | overfit   → probabilities [p(deny), p(approve)]
+//	credit        fair | biased | overfit | dp → probabilities [p(deny), p(approve)]
 //	credit-limit  fair | biased             → credit_limit [limit]
 //	imaging       brittle | robust          → probabilities [healthy, benign, critical]
 func NewEndpoint(kind, variant string) (*Endpoint, error) {
 	switch kind {
 	case KindCredit:
+		if variant == CreditDP {
+			c, rep, err := NewDPCreditScorer(context.Background())
+			if err != nil {
+				return nil, err
+			}
+			e, err := CreditEndpoint(variant, c, FairFeatures())
+			if err != nil {
+				return nil, err
+			}
+			// The guarantee is published with the model, as a model card
+			// would, so an audit can check the claim against what it measures.
+			e.Meta.Parameters = map[string]any{"dp_epsilon": rep.Epsilon, "dp_delta": rep.Delta,
+				"dp_accounting": fmt.Sprintf("RDP, %s conversion, order %d; q=%g σ=%g steps=%d C=%g", rep.Conversion, rep.Order, rep.Q, rep.Sigma, rep.Steps, rep.ClipNorm)}
+			return e, nil
+		}
 		c, err := NewCreditScorer(variant)
 		if err != nil {
 			return nil, err
