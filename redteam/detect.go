@@ -103,6 +103,8 @@ func DefaultDetectors() *Registry {
 		MarkerPresent{},
 		KnownAnswer{},
 		HarmfulAdvice{},
+		Toxicity{},
+		NationalID{},
 	)
 	if err != nil {
 		panic(err) // static list; a duplicate is a programming error caught by tests
