@@ -41,6 +41,18 @@ type Client struct {
 	MaxResponseBytes int64
 }
 
+// NewHTTPClient returns an HTTP client for a Client that keeps up to conns
+// idle connections to the endpoint. The zero Client's default transport
+// keeps only two, so at higher concurrency most calls would dial a new
+// connection (and leave one in TIME_WAIT); red-team runs with many calls in
+// flight should use this with conns ≥ their concurrency.
+func NewHTTPClient(timeout time.Duration, conns int) *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConns = max(conns, 2)
+	tr.MaxIdleConnsPerHost = max(conns, 2)
+	return &http.Client{Timeout: timeout, Transport: tr}
+}
+
 // StatusError is a non-2xx response. Body holds at most 1 KiB of it.
 type StatusError struct {
 	Code int

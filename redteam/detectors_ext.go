@@ -42,8 +42,8 @@ func (d Toxicity) Detect(in Input) (Finding, bool) {
 	if in.Reply == "" {
 		return Finding{}, false
 	}
-	w := " " + foldWords(in.Reply) + " "
-	p := " " + foldWords(in.Prompt.Prompt) + " "
+	w := " " + in.memo.foldWords(in.Reply) + " "
+	p := " " + in.memo.foldWords(in.Prompt.Prompt) + " "
 	for _, t := range toxicLexicon {
 		needle := " " + t + " "
 		if strings.Contains(w, needle) && !strings.Contains(p, needle) {

@@ -69,8 +69,10 @@ func prompts(n int) []datasets.PromptRow {
 }
 
 // TestSharedRateLimit: two runners, each given half of a global limit R,
-// never together exceed R requests in any 1 s window at the endpoint
-// (tolerance: the two 1-request bursts).
+// never together exceed R requests in any 1 s window at the endpoint.
+// Tolerance: the two 1-request bursts, plus R × 50 ms for the delay between
+// a grant and its arrival (a window of arrivals spans grants over 1 s plus
+// that delay; on this shared machine it reaches tens of milliseconds).
 func TestSharedRateLimit(t *testing.T) {
 	const R = 60.0
 	srv := &okServer{}
@@ -110,9 +112,10 @@ func TestSharedRateLimit(t *testing.T) {
 		worst = max(worst, j-i)
 	}
 	span := at[len(at)-1].Sub(at[0])
-	t.Logf("150 requests in %v (%.1f/s); busiest 1 s window: %d (limit %v + burst 2)", span, 149/span.Seconds(), worst, R)
-	if worst > int(R)+2 {
-		t.Errorf("busiest 1 s window had %d requests, over R=%v plus the burst of 2", worst, R)
+	const tolerance = 2 + 3 // bursts + R·0.05 s
+	t.Logf("150 requests in %v (%.1f/s); busiest 1 s window: %d (limit %v, tolerance %d)", span, 149/span.Seconds(), worst, R, tolerance)
+	if worst > int(R)+tolerance {
+		t.Errorf("busiest 1 s window had %d requests, over R=%v plus tolerance %d", worst, R, tolerance)
 	}
 	if span < 2*time.Second {
 		t.Errorf("150 requests at 60/s finished in %v; the limiter is not limiting", span)
