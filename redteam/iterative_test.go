@@ -70,7 +70,7 @@ func startAttacker(t testing.TB, mode string) AttackerModel {
 
 func TestIterativeBeatStaticOnLeaky(t *testing.T) {
 	c := startRef(t, refmodel.Leaky)
-	static, out, objs := staticAndObjectives(t, c, 60, "system_prompt_extraction", "secret_solicitation", "pii_solicitation")
+	static, out, objs := staticAndObjectives(t, c, 30, "system_prompt_extraction", "secret_solicitation", "pii_solicitation")
 	att := startAttacker(t, "")
 	ad := compareAdaptive(t, c, static, out, objs, adaptiveOpts(),
 		PAIR{Attacker: att, Streams: 1, Iterations: 4},
