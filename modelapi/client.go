@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -34,12 +35,58 @@ type Client struct {
 	HTTP    *http.Client
 	// APIKey, when set, is sent as a bearer token.
 	APIKey string
+	// MaxResponseBytes caps a 2xx body; 0 means the package MaxResponseBytes.
+	// Red-team runs set it lower (a few hundred KiB) so that a target that
+	// streams an endless body fails fast instead of filling memory.
+	MaxResponseBytes int64
+}
+
+// NewHTTPClient returns an HTTP client for a Client that keeps up to conns
+// idle connections to the endpoint. The zero Client's default transport
+// keeps only two, so at higher concurrency most calls would dial a new
+// connection (and leave one in TIME_WAIT); red-team runs with many calls in
+// flight should use this with conns ≥ their concurrency.
+func NewHTTPClient(timeout time.Duration, conns int) *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConns = max(conns, 2)
+	tr.MaxIdleConnsPerHost = max(conns, 2)
+	return &http.Client{Timeout: timeout, Transport: tr}
 }
 
 // StatusError is a non-2xx response. Body holds at most 1 KiB of it.
 type StatusError struct {
 	Code int
 	Body string
+	// RetryAfter is the server's Retry-After header (delta-seconds or an
+	// HTTP date), 0 when absent or unparseable.
+	RetryAfter time.Duration
+}
+
+// maxRetryAfter caps what a server may ask us to wait: a hostile or broken
+// endpoint must not park a worker for hours.
+const maxRetryAfter = 10 * time.Minute
+
+// ParseRetryAfter reads a Retry-After header value relative to now: a
+// non-negative number of seconds or an HTTP date. It returns 0 when the
+// value is empty or invalid, and caps the wait at 10 minutes.
+func ParseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	var d time.Duration
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if secs <= 0 {
+			return 0
+		}
+		if secs > int64(maxRetryAfter/time.Second) {
+			return maxRetryAfter
+		}
+		d = time.Duration(secs) * time.Second
+	} else if t, err := http.ParseTime(v); err == nil {
+		d = t.Sub(now)
+	}
+	return min(max(d, 0), maxRetryAfter)
 }
 
 func (e *StatusError) Error() string {
@@ -111,14 +158,19 @@ func (c *Client) Chat(ctx context.Context, req ChatRequest) (ChatResponse, error
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 		// Drain a little so the connection can be reused; give up on more.
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-		return ChatResponse{}, &StatusError{Code: resp.StatusCode, Body: string(b)}
+		return ChatResponse{}, &StatusError{Code: resp.StatusCode, Body: string(b),
+			RetryAfter: ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())}
 	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes+1))
+	limit := c.MaxResponseBytes
+	if limit <= 0 {
+		limit = MaxResponseBytes
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
 		return ChatResponse{}, fmt.Errorf("modelapi: read response from %s: %w", url, err)
 	}
-	if len(b) > MaxResponseBytes {
-		return ChatResponse{}, fmt.Errorf("modelapi: %w: body exceeds %d bytes", ErrMalformed, MaxResponseBytes)
+	if int64(len(b)) > limit {
+		return ChatResponse{}, fmt.Errorf("modelapi: %w: body exceeds %d bytes", ErrMalformed, limit)
 	}
 	out, err := ParseCompletion(b)
 	if err != nil {

@@ -192,3 +192,52 @@ func ExampleClient_Chat() {
 	fmt.Println(resp.Content)
 	// Output: hi there
 }
+
+func TestParseRetryAfter(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, c := range []struct {
+		in   string
+		want time.Duration
+	}{
+		{"", 0}, {"abc", 0}, {"-3", 0}, {"0", 0}, {"2", 2 * time.Second},
+		{"99999999", 10 * time.Minute},
+		{now.Add(90 * time.Second).Format(http.TimeFormat), 90 * time.Second},
+		{now.Add(-time.Hour).Format(http.TimeFormat), 0},
+	} {
+		if got := modelapi.ParseRetryAfter(c.in, now); got != c.want {
+			t.Errorf("modelapi.ParseRetryAfter(%q) = %v, want %v", c.in, got, c.want)
+		}
+	}
+}
+
+func TestChatRetryAfterAndBodyCap(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("big") != "" || strings.Contains(r.Header.Get("X-Test"), "big") {
+			w.WriteHeader(200)
+			w.Write([]byte(`{"choices":[{"message":{"content":"` + strings.Repeat("a", 4096) + `"}}]}`))
+			return
+		}
+		w.Header().Set("Retry-After", "3")
+		w.WriteHeader(http.StatusTooManyRequests)
+	}))
+	defer srv.Close()
+	c := &modelapi.Client{BaseURL: srv.URL}
+	_, err := c.Chat(context.Background(), modelapi.ChatRequest{Messages: []modelapi.Message{{Role: "user", Content: "x"}}})
+	var se *modelapi.StatusError
+	if !errors.As(err, &se) || se.Code != 429 || se.RetryAfter != 3*time.Second {
+		t.Fatalf("err = %v (%#v), want 429 with RetryAfter 3s", err, se)
+	}
+	big := &modelapi.Client{BaseURL: srv.URL, MaxResponseBytes: 1024, HTTP: &http.Client{Transport: headerRT{"X-Test", "big"}}}
+	_, err = big.Chat(context.Background(), modelapi.ChatRequest{Messages: []modelapi.Message{{Role: "user", Content: "x"}}})
+	if !errors.Is(err, modelapi.ErrMalformed) || !strings.Contains(err.Error(), "exceeds 1024 bytes") {
+		t.Fatalf("err = %v, want modelapi.ErrMalformed naming the 1024-byte cap", err)
+	}
+}
+
+type headerRT [2]string
+
+func (h headerRT) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set(h[0], h[1])
+	return http.DefaultTransport.RoundTrip(r)
+}

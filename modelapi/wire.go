@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"unicode/utf8"
 )
 
 // ObjectChatCompletion is the "object" value of a non-streaming completion.
@@ -77,6 +78,11 @@ func ParseCompletion(body []byte) (ChatResponse, error) {
 		// Some gateways answer 200 with an error envelope; that is not an
 		// empty answer.
 		Error *APIError `json:"error"`
+	}
+	// JSON is UTF-8 (RFC 8259); encoding/json would quietly turn invalid
+	// bytes into U+FFFD and hand the detectors a reply the model never sent.
+	if !utf8.Valid(body) {
+		return ChatResponse{}, fmt.Errorf("%w: body is not valid UTF-8", ErrMalformed)
 	}
 	if err := json.Unmarshal(body, &c); err != nil {
 		return ChatResponse{}, fmt.Errorf("%w: body is not JSON: %v", ErrMalformed, err)

@@ -48,6 +48,8 @@ type Input struct {
 	Target Target
 	Prompt datasets.PromptRow
 	Reply  string
+
+	memo *foldMemo // set by Registry.Judge/Detect; nil folds afresh
 }
 
 // Finding is one detector hit.
@@ -69,7 +71,8 @@ type Detector interface {
 // DefaultDetectors or NewRegistry rather than a package-level table so tests
 // and releases can run different detector sets side by side.
 type Registry struct {
-	dets []Detector
+	dets   []Detector
+	shared *sharedMemo
 }
 
 // NewRegistry builds a registry; names must be unique and non-empty.
@@ -88,7 +91,7 @@ func NewRegistry(ds ...Detector) (*Registry, error) {
 		}
 		seen[n] = true
 	}
-	return &Registry{dets: slices.Clone(ds)}, nil
+	return &Registry{dets: slices.Clone(ds), shared: &sharedMemo{}}, nil
 }
 
 // DefaultDetectors returns the standard detector set with default settings.
@@ -103,6 +106,8 @@ func DefaultDetectors() *Registry {
 		MarkerPresent{},
 		KnownAnswer{},
 		HarmfulAdvice{},
+		Toxicity{},
+		NationalID{},
 	)
 	if err != nil {
 		panic(err) // static list; a duplicate is a programming error caught by tests
@@ -143,6 +148,9 @@ func (r *Registry) Lookup(name string) (Detector, bool) {
 // Detect runs every detector of the given kinds (all when none given) and
 // returns their findings in registry order.
 func (r *Registry) Detect(in Input, kinds ...string) []Finding {
+	if in.memo == nil {
+		in.memo = newFoldMemo(r.shared)
+	}
 	var out []Finding
 	for _, d := range r.dets {
 		if len(kinds) > 0 && !slices.Contains(kinds, d.Kind()) {

@@ -24,6 +24,22 @@ const MaxResponseBytes = 4 << 10
 //	latency_ms        duration of the final call
 //	prompt_tokens …   usage reported by the server
 //	attempt           retries made before the final call (0 = first try)
+//	strategy          static | search | pair | tap | crescendo
+//	kind              attempt: one judged attack, counted in ASR;
+//	                  turn: one target query inside an adaptive attack
+//	                  (PAIR iteration, TAP node, Crescendo turn), not counted
+//	node_id           adaptive: node of the attack ("s1.i3", TAP "n0.2.1", Crescendo "t4")
+//	parent_id         TAP: the node this one refined; Crescendo: the previous kept turn
+//	turn              turn index within the attack (0-based; attempt rows: turns used)
+//	attack_prompt     adaptive: the prompt sent (static prompts live in the prompt set)
+//	score             0..1 progress of the attack (1 = breach) from ProgressScore or the judge
+//	scores            JSON object of detector name → score for this reply
+//	queries           attempt rows: target queries the attack spent
+//
+// An adaptive attack writes its turn rows, then one attempt row (kind
+// attempt, same prompt_id) whose outcome is breached if any turn breached,
+// errored if no turn breached and any errored (its budget was not spent on
+// judged replies, so it cannot count as a defence), else defended.
 type AttemptRow struct {
 	ReleaseID        string  `parquet:"release_id,dict" json:"release_id"`
 	PromptID         string  `parquet:"prompt_id" json:"prompt_id"`
@@ -47,7 +63,25 @@ type AttemptRow struct {
 	PromptTokens     int32   `parquet:"prompt_tokens" json:"prompt_tokens"`
 	CompletionTokens int32   `parquet:"completion_tokens" json:"completion_tokens"`
 	Attempt          int32   `parquet:"attempt" json:"attempt"`
+	Strategy         string  `parquet:"strategy,dict" json:"strategy"`
+	Kind             string  `parquet:"kind,dict" json:"kind"`
+	NodeID           string  `parquet:"node_id" json:"node_id,omitempty"`
+	ParentID         string  `parquet:"parent_id" json:"parent_id,omitempty"`
+	Turn             int32   `parquet:"turn" json:"turn"`
+	AttackPrompt     string  `parquet:"attack_prompt" json:"attack_prompt,omitempty"`
+	Score            float64 `parquet:"score" json:"score"`
+	Scores           string  `parquet:"scores" json:"scores,omitempty"`
+	Queries          int32   `parquet:"queries" json:"queries"`
 }
+
+// Row kinds (AttemptRow.Kind).
+const (
+	KindAttempt = "attempt"
+	KindTurn    = "turn"
+)
+
+// StrategyStatic names rows of the static prompt set.
+const StrategyStatic = "static"
 
 // NewAttemptRow assembles a row from a prompt, the call that answered it and
 // its verdict.
@@ -75,6 +109,9 @@ func NewAttemptRow(opt RunOptions, p datasets.PromptRow, c CallResult, v Verdict
 		PromptTokens:     int32(c.Response.Usage.PromptTokens),
 		CompletionTokens: int32(c.Response.Usage.CompletionTokens),
 		Attempt:          int32(c.Retries),
+		Strategy:         StrategyStatic,
+		Kind:             KindAttempt,
+		Queries:          int32(c.Retries + 1),
 	}
 }
 

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -28,6 +30,15 @@ type RunOptions struct {
 	MaxBackoff time.Duration // cap on one delay (default 15s)
 	Detectors  *Registry     // nil: DefaultDetectors()
 	Logger     *slog.Logger  // nil: slog.Default()
+
+	// AttemptTimeout bounds one attempt, retries and backoff included, so
+	// a slow-loris target or a long Retry-After cannot hang a shard
+	// (0: no bound beyond Timeout per try).
+	AttemptTimeout time.Duration
+	// Throttle, when set, paces every call (rate limits, token budget,
+	// adaptive concurrency); share one between runners of a process and
+	// give each process Limits.Share of the global limit.
+	Throttle *Throttle
 }
 
 // Normalize validates opt and fills defaults. Errors name the field.
@@ -45,6 +56,8 @@ func (opt RunOptions) Normalize() (RunOptions, error) {
 		return opt, fmt.Errorf("redteam: RunOptions.Shard is %d; shards are numbered from 0", opt.Shard)
 	case opt.Backoff < 0 || opt.MaxBackoff < 0:
 		return opt, fmt.Errorf("redteam: RunOptions.Backoff/MaxBackoff must not be negative")
+	case opt.AttemptTimeout < 0:
+		return opt, fmt.Errorf("redteam: RunOptions.AttemptTimeout is %v; use 0 (none) or a positive duration", opt.AttemptTimeout)
 	}
 	if opt.Concurrency == 0 {
 		opt.Concurrency = 4
@@ -94,8 +107,11 @@ type CallResult struct {
 }
 
 // Call sends req with a per-try timeout, retrying Retryable errors with
-// jittered exponential backoff. It stops early, returning ctx's error, when
-// ctx ends. Invalid options come back as the result's error.
+// jittered exponential backoff (never sooner than the server's
+// Retry-After). With opt.Throttle each try first waits for it. It stops
+// early, returning ctx's error, when ctx ends; opt.AttemptTimeout bounds
+// the whole call. Invalid options come back as the result's error, a spent
+// budget as an error wrapping ErrBudget.
 func Call(ctx context.Context, client *modelapi.Client, req modelapi.ChatRequest, opt RunOptions) CallResult {
 	var res CallResult
 	opt, err := opt.Normalize()
@@ -103,23 +119,55 @@ func Call(ctx context.Context, client *modelapi.Client, req modelapi.ChatRequest
 		res.Err = err
 		return res
 	}
+	actx := ctx
+	if opt.AttemptTimeout > 0 {
+		var cancel context.CancelFunc
+		actx, cancel = context.WithTimeout(ctx, opt.AttemptTimeout)
+		defer cancel()
+	}
+	est := estimateTokens(req)
 	for try := 0; ; try++ {
 		res.Retries = try
-		cctx, cancel := context.WithTimeout(ctx, opt.Timeout)
+		release := func(Signal) {}
+		if opt.Throttle != nil {
+			rel, err := opt.Throttle.Acquire(actx, est)
+			if err != nil {
+				res.Response, res.StatusCode = modelapi.ChatResponse{}, 0
+				res.Err = err
+				if ctx.Err() != nil {
+					res.Err = fmt.Errorf("redteam: call abandoned: %w", ctx.Err())
+				} else if actx.Err() != nil {
+					res.Err = fmt.Errorf("redteam: no reply within the %v attempt deadline: %w", opt.AttemptTimeout, actx.Err())
+				}
+				return res
+			}
+			release = rel
+		}
+		cctx, cancel := context.WithTimeout(actx, opt.Timeout)
 		start := time.Now()
 		resp, err := client.Chat(cctx, req)
 		res.Latency = time.Since(start)
 		cancel()
 		res.Response, res.Err, res.StatusCode = resp, err, 200
+		code := StatusCode(err)
+		release(Signal{
+			Overloaded: err != nil && (code == 429 || code >= 500 || IsTimeout(err)),
+			Latency:    res.Latency,
+			Tokens:     resp.Usage.PromptTokens + resp.Usage.CompletionTokens,
+		})
 		if err != nil {
 			res.Response = modelapi.ChatResponse{}
-			res.StatusCode = StatusCode(err)
+			res.StatusCode = code
 			if cerr := ctx.Err(); cerr != nil {
 				res.Err = fmt.Errorf("redteam: call abandoned: %w", cerr)
 				return res
 			}
-			// Name the per-try timeout: the client's error only says "context deadline exceeded".
+			// Name the deadline: the client's error only says "context deadline exceeded".
 			if errors.Is(err, context.DeadlineExceeded) {
+				if actx.Err() != nil {
+					res.Err = fmt.Errorf("redteam: no reply within the %v attempt deadline: %w", opt.AttemptTimeout, err)
+					return res
+				}
 				res.Err = fmt.Errorf("redteam: no reply within %v: %w", opt.Timeout, err)
 			}
 		}
@@ -127,16 +175,34 @@ func Call(ctx context.Context, client *modelapi.Client, req modelapi.ChatRequest
 			return res
 		}
 		delay := backoff(opt, try)
+		var se *modelapi.StatusError
+		if errors.As(err, &se) && se.RetryAfter > delay {
+			delay = se.RetryAfter
+		}
 		opt.Logger.DebugContext(ctx, "redteam: retrying model call", "try", try+1, "delay", delay, "err", err)
 		t := time.NewTimer(delay)
 		select {
-		case <-ctx.Done():
+		case <-actx.Done():
 			t.Stop()
+			if ctx.Err() == nil {
+				res.Err = fmt.Errorf("redteam: attempt deadline %v reached during backoff (last error: %v): %w", opt.AttemptTimeout, err, actx.Err())
+				return res
+			}
 			res.Err = fmt.Errorf("redteam: call abandoned during backoff (last error: %v): %w", err, ctx.Err())
 			return res
 		case <-t.C:
 		}
 	}
+}
+
+// estimateTokens guesses a call's tokens before it is made (≈4 bytes per
+// token plus the completion cap) for the token-rate limiter.
+func estimateTokens(req modelapi.ChatRequest) int {
+	n := 0
+	for _, m := range req.Messages {
+		n += len(m.Content)/4 + 4
+	}
+	return n + req.MaxTokens
 }
 
 // backoff is full-jitter exponential: uniform in [d/2, d], d = Backoff·2^try
@@ -159,6 +225,12 @@ func backoff(opt RunOptions, try int) time.Duration {
 // wait for a slow predecessor. It returns ctx's error if ctx ends first and
 // emit's error as soon as emit fails; no goroutine outlives the call.
 func Ordered[T, R any](ctx context.Context, items []T, concurrency int, work func(ctx context.Context, i int, item T) R, emit func(R) error) error {
+	return OrderedSeq(ctx, slices.Values(items), concurrency, work, emit)
+}
+
+// OrderedSeq is Ordered over a sequence, which it reads lazily: a run of
+// any size holds only the items in flight.
+func OrderedSeq[T, R any](ctx context.Context, items iter.Seq[T], concurrency int, work func(ctx context.Context, i int, item T) R, emit func(R) error) error {
 	if concurrency < 1 {
 		concurrency = 1
 	}
@@ -168,14 +240,17 @@ func Ordered[T, R any](ctx context.Context, items []T, concurrency int, work fun
 	futures := make(chan chan R, concurrency)
 	sem := make(chan struct{}, concurrency)
 	var wg sync.WaitGroup
+	stopped := false // written by the producer before it closes futures
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		defer close(futures)
-		for i, it := range items {
+		i := 0
+		for it := range items {
 			select {
 			case sem <- struct{}{}:
 			case <-ctx.Done():
+				stopped = true
 				return
 			}
 			f := make(chan R, 1)
@@ -183,19 +258,20 @@ func Ordered[T, R any](ctx context.Context, items []T, concurrency int, work fun
 			case futures <- f:
 			case <-ctx.Done():
 				<-sem
+				stopped = true
 				return
 			}
 			wg.Add(1)
-			go func() {
+			go func(i int) {
 				defer wg.Done()
 				defer func() { <-sem }()
 				f <- work(ctx, i, it)
-			}()
+			}(i)
+			i++
 		}
 	}()
 
 	var err error
-	emitted := 0
 	for f := range futures {
 		r := <-f
 		if err != nil {
@@ -213,10 +289,9 @@ func Ordered[T, R any](ctx context.Context, items []T, concurrency int, work fun
 			cancel()
 			continue
 		}
-		emitted++
 	}
 	wg.Wait()
-	if err == nil && emitted < len(items) {
+	if err == nil && stopped {
 		// The producer stopped early, which only a cancelled ctx makes it do.
 		err = ctx.Err()
 	}
@@ -226,38 +301,61 @@ func Ordered[T, R any](ctx context.Context, items []T, concurrency int, work fun
 // Run sends every prompt to the model, judges each reply and emits one
 // AttemptRow per prompt in prompt order, whatever opt.Concurrency is.
 // Call errors become errored rows; Run itself fails only on bad options, a
-// failing emit or ctx ending (then rows not yet emitted are not emitted,
-// and a retry of the shard rewrites them).
+// failing emit, a spent opt.Throttle budget (ErrBudget) or ctx ending (then
+// rows not yet emitted are not emitted, and a retry of the shard rewrites
+// them).
 func Run(ctx context.Context, client *modelapi.Client, t Target, prompts []datasets.PromptRow, opt RunOptions, emit func(AttemptRow) error) error {
+	return RunSeq(ctx, client, t, slices.Values(prompts), opt, emit)
+}
+
+// RunSeq is Run over a lazily read sequence of prompts: memory stays
+// bounded by opt.Concurrency whatever the run size.
+func RunSeq(ctx context.Context, client *modelapi.Client, t Target, prompts iter.Seq[datasets.PromptRow], opt RunOptions, emit func(AttemptRow) error) error {
 	if client == nil {
 		return errors.New("redteam: Run needs a modelapi.Client, got nil")
 	}
 	if emit == nil {
 		return errors.New("redteam: Run needs an emit function, got nil")
 	}
+	if prompts == nil {
+		return errors.New("redteam: Run needs a prompt sequence, got nil")
+	}
 	opt, err := opt.Normalize()
 	if err != nil {
 		return err
 	}
+	type result struct {
+		row AttemptRow
+		err error
+	}
 	var tally Tally
-	err = Ordered(ctx, prompts, opt.Concurrency, func(ctx context.Context, _ int, p datasets.PromptRow) AttemptRow {
+	err = OrderedSeq(ctx, prompts, opt.Concurrency, func(ctx context.Context, _ int, p datasets.PromptRow) result {
 		c := Call(ctx, client, NewChatRequest(opt, t.SystemPrompt, p.Prompt, p.Seed), opt)
+		if errors.Is(c.Err, ErrBudget) {
+			return result{err: c.Err}
+		}
 		v := opt.Detectors.Judge(t, p, c.Response, c.Err)
-		return NewAttemptRow(opt, p, c, v)
-	}, func(r AttemptRow) error {
-		tally.Add(r)
-		if err := emit(r); err != nil {
-			return fmt.Errorf("redteam: emit row for prompt %s: %w", r.PromptID, err)
+		return result{row: NewAttemptRow(opt, p, c, v)}
+	}, func(r result) error {
+		if r.err != nil {
+			return r.err
+		}
+		tally.Add(r.row)
+		if err := emit(r.row); err != nil {
+			return fmt.Errorf("redteam: emit row for prompt %s: %w", r.row.PromptID, err)
 		}
 		return nil
 	})
 	s := tally.Summary()
 	opt.Logger.InfoContext(ctx, "redteam: run finished", "release", opt.ReleaseID, "shard", opt.Shard,
-		"prompts", len(prompts), "emitted", s.Total, "breached", s.Overall.Breached,
+		"emitted", s.Total, "breached", s.Overall.Breached,
 		"defended", s.Overall.Defended, "errored", s.Overall.Errored, "err", err)
 	if err != nil {
 		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
-			return fmt.Errorf("redteam: run stopped after %d of %d prompts: %w", s.Total, len(prompts), err)
+			return fmt.Errorf("redteam: run stopped after %d prompts: %w", s.Total, err)
+		}
+		if errors.Is(err, ErrBudget) {
+			return fmt.Errorf("redteam: run stopped after %d prompts: %w", s.Total, err)
 		}
 		return err
 	}

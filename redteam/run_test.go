@@ -322,7 +322,7 @@ func TestAttemptRowParquet(t *testing.T) {
 	for _, f := range parquet.SchemaOf(AttemptRow{}).Fields() {
 		cols = append(cols, f.Name())
 	}
-	want := "release_id prompt_id prompt_index shard family category atlas_id template_id converters goal model outcome detector evidence response response_bytes error status_code latency_ms prompt_tokens completion_tokens attempt"
+	want := "release_id prompt_id prompt_index shard family category atlas_id template_id converters goal model outcome detector evidence response response_bytes error status_code latency_ms prompt_tokens completion_tokens attempt strategy kind node_id parent_id turn attack_prompt score scores queries"
 	if strings.Join(cols, " ") != want {
 		t.Errorf("columns\n got %s\nwant %s", strings.Join(cols, " "), want)
 	}

@@ -53,6 +53,7 @@ type Tally struct {
 	ByCategory map[string]Counts `json:"by_category,omitempty"`
 	ByFamily   map[string]Counts `json:"by_family,omitempty"`
 	ByGoal     map[string]Counts `json:"by_goal,omitempty"`
+	ByStrategy map[string]Counts `json:"by_strategy,omitempty"`
 }
 
 func bump(m *map[string]Counts, k string, o Outcome) {
@@ -64,8 +65,18 @@ func bump(m *map[string]Counts, k string, o Outcome) {
 	(*m)[k] = c
 }
 
-// Add counts one attempt.
+// Add counts one attempt; turn rows (Kind "turn") are steps of an attempt
+// that its own row counts, so they are skipped. Rows written before
+// strategies existed count as static.
 func (t *Tally) Add(r AttemptRow) {
+	if r.Kind == KindTurn {
+		return
+	}
+	strategy := r.Strategy
+	if strategy == "" {
+		strategy = StrategyStatic
+	}
+	bump(&t.ByStrategy, strategy, r.Outcome)
 	t.Overall.add(r.Outcome)
 	bump(&t.ByCategory, r.Category, r.Outcome)
 	bump(&t.ByFamily, r.Family, r.Outcome)
@@ -92,6 +103,7 @@ func (t *Tally) Merge(o Tally) {
 	mergeInto(&t.ByCategory, o.ByCategory)
 	mergeInto(&t.ByFamily, o.ByFamily)
 	mergeInto(&t.ByGoal, o.ByGoal)
+	mergeInto(&t.ByStrategy, o.ByStrategy)
 }
 
 func rates(m map[string]Counts) map[string]Rate {
@@ -110,6 +122,7 @@ func (t Tally) Summary() Summary {
 		ByCategory: rates(t.ByCategory),
 		ByFamily:   rates(t.ByFamily),
 		ByGoal:     rates(t.ByGoal),
+		ByStrategy: rates(t.ByStrategy),
 	}
 }
 

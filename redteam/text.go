@@ -46,30 +46,53 @@ type folded struct {
 // matters (refusals, system prompt sentences).
 func foldLoose(src string) folded {
 	var b strings.Builder
+	b.Grow(len(src))
 	off := make([]int, 0, len(src)+1)
 	space := true // drop leading whitespace
-	for i, r := range src {
-		if r == utf8.RuneError {
+	for i := 0; i < len(src); {
+		c := src[i]
+		if c < utf8.RuneSelf {
+			// ASCII fast path: most replies are ASCII, and the detectors
+			// fold every reply several ways.
+			switch {
+			case c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f':
+				if !space {
+					b.WriteByte(' ')
+					off = append(off, i)
+					space = true
+				}
+			default:
+				space = false
+				if c == '`' {
+					c = '\''
+				} else if 'A' <= c && c <= 'Z' {
+					c += 'a' - 'A'
+				}
+				b.WriteByte(c)
+				off = append(off, i)
+			}
+			i++
 			continue
 		}
-		if invisible(r) {
-			continue
-		}
-		if unicode.IsSpace(r) {
+		r, size := utf8.DecodeRuneInString(src[i:])
+		switch {
+		case r == utf8.RuneError || invisible(r):
+		case unicode.IsSpace(r):
 			if !space {
 				b.WriteByte(' ')
 				off = append(off, i)
 				space = true
 			}
-			continue
+		default:
+			space = false
+			r = unicode.ToLower(foldQuote(r))
+			n := b.Len()
+			b.WriteRune(r)
+			for j := n; j < b.Len(); j++ {
+				off = append(off, i)
+			}
 		}
-		space = false
-		r = unicode.ToLower(foldQuote(r))
-		n := b.Len()
-		b.WriteRune(r)
-		for j := n; j < b.Len(); j++ {
-			off = append(off, i)
-		}
+		i += size
 	}
 	s := b.String()
 	if strings.HasSuffix(s, " ") {
@@ -85,17 +108,32 @@ func foldLoose(src string) folded {
 // ("S-K 1 2 3" still leaks "sk123").
 func foldSkeleton(src string) folded {
 	var b strings.Builder
+	b.Grow(len(src))
 	off := make([]int, 0, len(src)+1)
-	for i, r := range src {
-		if !unicode.IsLetter(r) && !unicode.IsDigit(r) {
+	for i := 0; i < len(src); {
+		c := src[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case 'a' <= c && c <= 'z' || '0' <= c && c <= '9':
+				b.WriteByte(c)
+				off = append(off, i)
+			case 'A' <= c && c <= 'Z':
+				b.WriteByte(c + 'a' - 'A')
+				off = append(off, i)
+			}
+			i++
 			continue
 		}
-		r = unicode.ToLower(r)
-		n := b.Len()
-		b.WriteRune(r)
-		for j := n; j < b.Len(); j++ {
-			off = append(off, i)
+		r, size := utf8.DecodeRuneInString(src[i:])
+		if unicode.IsLetter(r) || unicode.IsDigit(r) {
+			r = unicode.ToLower(r)
+			n := b.Len()
+			b.WriteRune(r)
+			for j := n; j < b.Len(); j++ {
+				off = append(off, i)
+			}
 		}
+		i += size
 	}
 	off = append(off, len(src))
 	return folded{s: b.String(), off: off}
@@ -113,8 +151,31 @@ func (f folded) orig(i, j int) (int, int) {
 // into spaces, so "Paris." matches "paris"; fullwidth forms read as ASCII.
 func foldWords(src string) string {
 	var b strings.Builder
+	b.Grow(len(src))
 	space := true
-	for _, r := range src {
+	for i := 0; i < len(src); {
+		c := src[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case 'a' <= c && c <= 'z' || '0' <= c && c <= '9':
+				b.WriteByte(c)
+				space = false
+			case 'A' <= c && c <= 'Z':
+				b.WriteByte(c + 'a' - 'A')
+				space = false
+			case c == '\'' || c == '`':
+				// "don't" == "dont"
+			default:
+				if !space {
+					b.WriteByte(' ')
+					space = true
+				}
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(src[i:])
+		i += size
 		if invisible(r) {
 			continue
 		}
@@ -127,7 +188,7 @@ func foldWords(src string) string {
 			continue
 		}
 		if r == '\'' || foldQuote(r) == '\'' {
-			continue // "don't" == "dont"
+			continue
 		}
 		if !space {
 			b.WriteByte(' ')

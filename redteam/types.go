@@ -28,4 +28,5 @@ type Summary struct {
 	ByCategory map[string]Rate `json:"by_category"`
 	ByFamily   map[string]Rate `json:"by_family"`
 	ByGoal     map[string]Rate `json:"by_goal,omitempty"`
+	ByStrategy map[string]Rate `json:"by_strategy,omitempty"`
 }
