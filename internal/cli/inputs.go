@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
+
+	"github.com/parquet-go/parquet-go"
 
 	"github.com/sandgate/sandgate/datasets"
 	"github.com/sandgate/sandgate/objstore"
@@ -19,6 +22,7 @@ type localInput struct {
 	field string // config path, for errors
 	path  string // local file
 	key   string // object key it is uploaded to
+	rows  int64
 }
 
 // isLocalPath: an explicit relative or absolute path. Anything else is an
@@ -56,8 +60,12 @@ func resolveLocalInputs(configPath string, in *workflows.ReleaseInput) ([]localI
 		if err != nil || !st.Mode().IsRegular() {
 			return nil, fmt.Errorf("%s: %s is not a readable file (paths are relative to the config file; use an object key or s3:// URL for data already on S3)", f.field, *f.ref)
 		}
+		rows, err := parquetRows(p)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %s: %w", f.field, *f.ref, err)
+		}
 		key := l.Prefix() + "inputs/" + f.name
-		out = append(out, localInput{field: f.field, path: p, key: key})
+		out = append(out, localInput{field: f.field, path: p, key: key, rows: rows})
 		*f.ref = key
 	}
 	return out, nil
@@ -65,11 +73,50 @@ func resolveLocalInputs(configPath string, in *workflows.ReleaseInput) ([]localI
 
 // uploadInputs puts the local inputs under the release's inputs/. A
 // re-upload of the same release overwrites the same keys.
+// A manifest beside them records their sha256 and row counts, like every
+// other file of the release.
 func uploadInputs(ctx context.Context, store *objstore.Store, inputs []localInput) error {
+	if len(inputs) == 0 {
+		return nil
+	}
+	m := datasets.Manifest{SchemaVersion: datasets.ManifestSchemaVersion, Dataset: "inputs", Generator: "starter"}
 	for _, in := range inputs {
-		if _, err := store.PutFile(ctx, in.key, in.path); err != nil {
+		info, err := store.PutFile(ctx, in.key, in.path)
+		if err != nil {
 			return fmt.Errorf("%s: upload %s: %w", in.field, in.path, err)
 		}
+		m.Files = append(m.Files, datasets.ManifestFile{Key: in.key, Rows: in.rows, Bytes: info.Size, SHA256: info.SHA256})
+		m.Rows += in.rows
+	}
+	b, err := m.Marshal()
+	if err != nil {
+		return err
+	}
+	key := strings.TrimSuffix(inputs[0].key, path.Base(inputs[0].key)) + "manifest.json"
+	if _, err := store.PutBytes(ctx, key, b); err != nil {
+		return fmt.Errorf("upload %s: %w", key, err)
 	}
 	return nil
+}
+
+// parquetRows opens a local Parquet file: a file that is not Parquet is
+// refused before anything starts.
+func parquetRows(p string) (int64, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	pf, err := parquet.OpenFile(f, st.Size(), parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
+	if err != nil {
+		return 0, fmt.Errorf("not a readable Parquet file: %w", err)
+	}
+	if pf.NumRows() == 0 {
+		return 0, fmt.Errorf("has no rows")
+	}
+	return pf.NumRows(), nil
 }
