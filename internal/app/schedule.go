@@ -164,7 +164,7 @@ func ReleaseScheduleOptions(id string, spec ScheduleSpec, taskQueue string, in w
 // RunOutcome is how one scheduled run ended, for `schedule list`.
 type RunOutcome struct {
 	WorkflowID string
-	Status     string // Running, Completed, Failed, ...
+	Status     string // Running, Completed, Failed, ... (the API's names)
 	ReleaseID  string // the child release, when finished
 	Verdict    string // RELEASED or BLOCKED, when finished
 }
@@ -181,13 +181,28 @@ func (o RunOutcome) String() string {
 	return s
 }
 
-// LastRun describes the newest run of a schedule's recent actions.
+// LastRun describes the newest finished run among a schedule's recent
+// actions (newest last, as the server lists them); while only the first
+// run is going it describes that one, as running.
 func LastRun(ctx context.Context, c client.Client, recent []client.ScheduleActionResult) (RunOutcome, error) {
-	if len(recent) == 0 || recent[len(recent)-1].StartWorkflowResult == nil {
-		return RunOutcome{}, nil
+	var newest RunOutcome
+	for i := len(recent) - 1; i >= 0; i-- {
+		r := recent[i].StartWorkflowResult
+		if r == nil {
+			continue
+		}
+		o, err := DescribeRun(ctx, c, r.WorkflowID)
+		if err != nil {
+			return o, err
+		}
+		if o.Status != "Running" {
+			return o, nil
+		}
+		if newest.WorkflowID == "" {
+			newest = o
+		}
 	}
-	wid := recent[len(recent)-1].StartWorkflowResult.WorkflowID
-	return DescribeRun(ctx, c, wid)
+	return newest, nil
 }
 
 // DescribeRun reads the status of a scheduled run and, once it has ended,
@@ -199,10 +214,7 @@ func DescribeRun(ctx context.Context, c client.Client, workflowID string) (RunOu
 		return out, fmt.Errorf("describe scheduled run %s: %w", workflowID, err)
 	}
 	st := desc.GetWorkflowExecutionInfo().GetStatus()
-	out.Status = strings.TrimPrefix(st.String(), "WorkflowExecutionStatus")
-	if out.Status == st.String() {
-		out.Status = strings.TrimPrefix(st.String(), "WORKFLOW_EXECUTION_STATUS_")
-	}
+	out.Status = st.String() // "Running", "Completed", "Failed", ...
 	if st == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
 		return out, nil
 	}
