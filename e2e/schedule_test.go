@@ -207,20 +207,28 @@ func TestScheduleRunsCompareAgainstThePreviousRun(t *testing.T) {
 		t.Errorf("second create with the same id: exit %d, %q; want %d naming --id", code, out, cli.ExitBadInput)
 	}
 
+	code, out = runStarter(t, ctx, env, "schedule", "create", "-f", good, "--id", "gov-nightly", "--cron", "0 2 * * *", "--task-queue", queue)
+	if code != 0 {
+		t.Fatalf("schedule create --cron: exit %d, %s", code, out)
+	}
+
 	runs := waitRuns(t, ctx, env, "gov-harbor", 2, 6*time.Minute)
 	t.Logf("two scheduled runs ended after %.0fs: %v; %v", time.Since(began).Seconds(), runs[0], runs[1])
 	// The list is read through visibility, which lags a little.
 	eventually(t, ctx, 30*time.Second, "schedule list shows gov-harbor with its last result", func() error {
 		code, out = runStarter(t, ctx, env, "schedule", "list")
-		if code != 0 || !strings.Contains(out, "gov-harbor") || !strings.Contains(out, "every 5s") || !strings.Contains(out, "completed RELEASED release-") {
+		if code != 0 || !strings.Contains(out, "gov-harbor") || !strings.Contains(out, "every 5s") || !strings.Contains(out, "completed RELEASED release-") ||
+			!strings.Contains(out, "gov-nightly") || !strings.Contains(out, "cron 0 2 * * *") {
 			return fmt.Errorf("exit %d:\n%s", code, out)
 		}
 		return nil
 	})
 	t.Logf("schedule list:\n%s", out)
-	code, out = runStarter(t, ctx, env, "schedule", "delete", "gov-harbor")
-	if code != 0 || !strings.Contains(out, "deleted") {
-		t.Fatalf("schedule delete: exit %d, %s", code, out)
+	for _, id := range []string{"gov-harbor", "gov-nightly"} {
+		code, out = runStarter(t, ctx, env, "schedule", "delete", id)
+		if code != 0 || !strings.Contains(out, "deleted") {
+			t.Fatalf("schedule delete %s: exit %d, %s", id, code, out)
+		}
 	}
 	if code, out = runStarter(t, ctx, env, "schedule", "delete", "gov-harbor"); code != cli.ExitBadInput {
 		t.Errorf("deleting it again: exit %d, %s; want %d", code, out, cli.ExitBadInput)

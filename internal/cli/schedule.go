@@ -232,7 +232,7 @@ func sdkSpecString(s *client.ScheduleSpec) string {
 		parts = append(parts, "cron "+c)
 	}
 	for _, c := range s.Calendars {
-		parts = append(parts, "cron "+strings.Join([]string{ranges(c.Minute), ranges(c.Hour), ranges(c.DayOfMonth), ranges(c.Month), ranges(c.DayOfWeek)}, " "))
+		parts = append(parts, "cron "+strings.Join([]string{ranges(c.Minute, 0, 59), ranges(c.Hour, 0, 23), ranges(c.DayOfMonth, 1, 31), ranges(c.Month, 1, 12), ranges(c.DayOfWeek, 0, 6)}, " "))
 	}
 	if len(parts) == 0 {
 		return "-"
@@ -240,8 +240,9 @@ func sdkSpecString(s *client.ScheduleSpec) string {
 	return strings.Join(parts, "; ")
 }
 
-func ranges(rs []client.ScheduleRange) string {
-	if len(rs) == 0 {
+// ranges renders one calendar field; the field's full range is "*".
+func ranges(rs []client.ScheduleRange, lo, hi int) string {
+	if len(rs) == 0 || len(rs) == 1 && rs[0].Start == lo && rs[0].End == hi && rs[0].Step <= 1 {
 		return "*"
 	}
 	out := make([]string, 0, len(rs))
