@@ -174,3 +174,24 @@ func TestLoadTemporalEnvGRPCMeta(t *testing.T) {
 		t.Errorf("headers %v, %v", h, err)
 	}
 }
+
+// Any environment either loads or is refused with the variable named; no
+// value makes loading or option building panic.
+func FuzzLoadTemporalEnv(f *testing.F) {
+	f.Add("true", "1", "-----BEGIN CERTIFICATE-----\nxx\n-----END CERTIFICATE-----\n", "k", "X_A=b")
+	f.Add("maybe", "", "", "", "=")
+	f.Fuzz(func(t *testing.T, tlsOn, noVerify, ca, apiKey, meta string) {
+		env := map[string]string{EnvTLS: tlsOn, EnvTLSDisableHostVerification: noVerify, EnvTLSServerCACertData: ca, EnvAPIKey: apiKey}
+		get := func(k string) string { return env[k] }
+		tc, err := LoadTemporalEnv(get, []string{EnvGRPCMetaPrefix + meta})
+		if err != nil {
+			if !strings.Contains(err.Error(), "TEMPORAL_TLS") {
+				t.Fatalf("error without the variable's name: %v", err)
+			}
+			return
+		}
+		if _, err := tc.ClientOptions(); err != nil && !strings.Contains(err.Error(), "TEMPORAL_") {
+			t.Fatalf("error without a variable's name: %v", err)
+		}
+	})
+}

@@ -118,3 +118,24 @@ func TestScheduledReleaseWorkflow(t *testing.T) {
 		}
 	}
 }
+
+// Whatever id the schedule gives a run, a valid base yields a valid
+// release id that keeps the base's start.
+func FuzzScheduledReleaseID(f *testing.F) {
+	f.Add("release-harbor-assistant-1-4-0-ab12cd34", "nightly-2026-11-30T02:00:00Z", int64(0))
+	f.Add("release-m-1-abcdef12", "x-2026-13-40T99:00:00Z", int64(1e18))
+	f.Add(strings.Repeat("a", 63), "-", int64(-1e12))
+	f.Fuzz(func(t *testing.T, base, wid string, unix int64) {
+		if datasets.ValidateReleaseID(base) != nil {
+			return
+		}
+		now := time.Unix(unix%(1<<35), 0)
+		id := ScheduledReleaseID(base, wid, now)
+		if err := datasets.ValidateReleaseID(id); err != nil {
+			t.Fatalf("ScheduledReleaseID(%q, %q) = %q: %v", base, wid, id, err)
+		}
+		if keep := min(len(base), 20); !strings.HasPrefix(id, strings.TrimRight(base[:keep], "-")) {
+			t.Fatalf("%q lost the base %q", id, base)
+		}
+	})
+}
