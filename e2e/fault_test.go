@@ -497,6 +497,7 @@ func TestFaultTemporalRestartMidRelease(t *testing.T) {
 		return p
 	}
 	frontend, s3 := port(env.stack.FrontendAddress()), port(env.stack.S3Endpoint())
+	stoppedAt := time.Now()
 	if err := env.stack.Stop(); err != nil {
 		t.Fatalf("stop stack: %v", err)
 	}
@@ -510,6 +511,11 @@ func TestFaultTemporalRestartMidRelease(t *testing.T) {
 
 	res := waitResult(t, ctx, run)
 	t.Logf("Temporal restart: release %s ended %s after %.0fs; stages %s", in.ReleaseID, res.Verdict, time.Since(began).Seconds(), stageSummary(res.Stages))
+	for _, s := range res.Stages {
+		if s.Name == workflows.StageAdversarial && !s.Finished.After(stoppedAt) {
+			t.Errorf("the adversarial stage finished at %s, before the stack was stopped at %s: the restart hit no running stage", s.Finished, stoppedAt)
+		}
+	}
 	checkRelease(t, ctx, env, in, res)
 }
 
