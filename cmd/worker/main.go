@@ -2,13 +2,14 @@
 //
 // It connects to Temporal with the SDKs' standard variables
 // (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS_*
-// for mTLS, TEMPORAL_GRPC_META_*) and to
-// S3 with the standard AWS_* variables plus AWS_ENDPOINT_URL_S3 for an
-// S3-compatible server. With --codec-keys FILE or SANDGATE_CODEC_KEYS it
-// encrypts every Temporal payload (see package codec); without, payloads
-// are sent as the SDK encodes them. With --metrics-listen (or
-// SANDGATE_METRICS_LISTEN) it serves Prometheus metrics. It stops cleanly on SIGINT/SIGTERM: running
-// activities are given time to finish and every sandbox it started is wiped.
+// for mTLS, TEMPORAL_GRPC_META_*) and to S3 with the standard AWS_*
+// variables plus AWS_ENDPOINT_URL_S3 for an S3-compatible server. With
+// --codec-keys FILE or SANDGATE_CODEC_KEYS it encrypts every Temporal
+// payload (see package codec); without, payloads are sent as the SDK
+// encodes them. With --metrics-listen (or SANDGATE_METRICS_LISTEN) it serves
+// Prometheus metrics at /metrics. It stops cleanly on SIGINT/SIGTERM:
+// running activities are given time to finish and every sandbox it started
+// is wiped.
 package main
 
 import (

@@ -82,7 +82,7 @@ func (m *Metrics) SDKHandler() client.MetricsHandler { return sdkHandler{c: m.sd
 
 // Handler serves the registry in the Prometheus text format.
 func (m *Metrics) Handler() http.Handler {
-	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorLog: nil, ErrorHandling: promhttp.ContinueOnError})
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 }
 
 // Interceptor counts activity outcomes and the results sandgate cares

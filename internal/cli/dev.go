@@ -88,6 +88,17 @@ func runDev(ctx context.Context, env Env, file string, serve bool, metricsListen
 		opt.CodecEndpoint = "http://" + codecLn.Addr().String()
 	}
 
+	// Listening now makes a bad --metrics-listen bad input, before the stack starts.
+	var metrics *app.Metrics
+	if metricsListen != "" {
+		metrics = app.NewMetrics()
+		addr, err := app.ServeMetrics(ctx, metricsListen, metrics, env.Logger)
+		if err != nil {
+			return withCode(ExitBadInput, err)
+		}
+		fmt.Fprintf(env.Stdout, "metrics: http://%s/metrics\n", addr)
+	}
+
 	fmt.Fprintf(env.Stdout, "starting embedded stack in %s ...\n", opt.DataDir)
 	began := time.Now()
 	stack, err := devstack.Start(ctx, opt)
@@ -115,15 +126,6 @@ func runDev(ctx context.Context, env Env, file string, serve bool, metricsListen
 		fmt.Fprintf(env.Stdout, "payloads encrypted (key %s)\n", activeKey(pc))
 	}
 
-	var metrics *app.Metrics
-	if metricsListen != "" {
-		metrics = app.NewMetrics()
-		addr, err := app.ServeMetrics(ctx, metricsListen, metrics, env.Logger)
-		if err != nil {
-			return withCode(ExitBadInput, err)
-		}
-		fmt.Fprintf(env.Stdout, "metrics: http://%s/metrics\n", addr)
-	}
 	c, err := app.Dial(ctx, app.TemporalConfig{Address: stack.FrontendAddress(), Namespace: stack.Namespace(), Codec: pc, Metrics: metrics}, env.Logger)
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"os"
 	"strings"
 	"testing"
 
@@ -48,5 +49,17 @@ func TestScheduleBadTemporalEnvExitsTwo(t *testing.T) {
 	}}
 	if code := Run(t.Context(), env, []string{"schedule", "list"}); code != ExitBadInput || !strings.Contains(out.String(), "TEMPORAL_TLS") {
 		t.Errorf("exit %d, output %q; want %d naming TEMPORAL_TLS", code, out.String(), ExitBadInput)
+	}
+}
+
+func TestDevBadMetricsListenExitsTwo(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("dev checks the sandbox before the metrics address; that needs root here")
+	}
+	out := &testutil.LockedBuffer{}
+	env := Env{Stdout: out, Stderr: out, Getenv: func(string) string { return "" }}
+	code := Run(t.Context(), env, []string{"dev", "-f", "../../examples/release.yaml", "--data-dir", t.TempDir(), "--metrics-listen", "no-port"})
+	if code != ExitBadInput || !strings.Contains(out.String(), "--metrics-listen") || strings.Contains(out.String(), "starting embedded stack") {
+		t.Errorf("exit %d, output %q; want %d naming --metrics-listen before the stack starts", code, out.String(), ExitBadInput)
 	}
 }
