@@ -8,6 +8,7 @@ import (
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
@@ -192,6 +193,10 @@ func LastRun(ctx context.Context, c client.Client, recent []client.ScheduleActio
 			continue
 		}
 		o, err := DescribeRun(ctx, c, r.WorkflowID)
+		var nf *serviceerror.NotFound
+		if errors.As(err, &nf) {
+			continue // past the namespace's retention
+		}
 		if err != nil {
 			return o, err
 		}

@@ -184,7 +184,8 @@ func ListSchedules(ctx context.Context, c client.Client) ([]ScheduleRow, error) 
 			}
 		}
 		if r.Last, err = app.LastRun(ctx, c, recent); err != nil {
-			return nil, err
+			// One unreadable run must not hide the other schedules.
+			r.Last = app.RunOutcome{WorkflowID: "?", Status: "unknown (" + err.Error() + ")"}
 		}
 		rows = append(rows, r)
 	}
