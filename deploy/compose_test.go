@@ -56,6 +56,7 @@ var variants = []struct {
 }{
 	{name: "default"},
 	{name: "codec", env: map[string]string{"SANDGATE_CODEC_KEYS": "k1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}, profiles: []string{"codec"}},
+	{name: "metrics", profiles: []string{"metrics"}},
 }
 
 func TestComposeDependencies(t *testing.T) {
@@ -162,6 +163,19 @@ var optionalWorkerEnv = map[string]string{
 	"AWS_ENDPOINT_URL":         "fallback for AWS_ENDPOINT_URL_S3, which is set",
 	"AWS_DEFAULT_REGION":       "fallback for AWS_REGION, which is set",
 	"SANDGATE_ATTESTATION_KEY": "attestations are unsigned without a key; a deployment mounts its own",
+	// The compose stack's Temporal is plaintext on the compose network; these
+	// are for Temporal Cloud or an mTLS cluster (README, Production).
+	"TEMPORAL_API_KEY":                       "Temporal Cloud API key; the local cluster needs none",
+	"TEMPORAL_TLS":                           "TLS is off for the local cluster",
+	"TEMPORAL_TLS_CLIENT_CERT_PATH":          "mTLS client certificate; none locally",
+	"TEMPORAL_TLS_CLIENT_CERT_DATA":          "mTLS client certificate; none locally",
+	"TEMPORAL_TLS_CLIENT_KEY_PATH":           "mTLS client key; none locally",
+	"TEMPORAL_TLS_CLIENT_KEY_DATA":           "mTLS client key; none locally",
+	"TEMPORAL_TLS_SERVER_CA_CERT_PATH":       "server CA; none locally",
+	"TEMPORAL_TLS_SERVER_CA_CERT_DATA":       "server CA; none locally",
+	"TEMPORAL_TLS_SERVER_NAME":               "TLS server name; none locally",
+	"TEMPORAL_TLS_DISABLE_HOST_VERIFICATION": "TLS is off for the local cluster",
+	"TEMPORAL_GRPC_META_":                    "a prefix (TEMPORAL_GRPC_META_X_FOO), not a variable",
 }
 
 // Variables compose must pass but may leave empty.
@@ -348,5 +362,32 @@ func TestComposeCodecProfile(t *testing.T) {
 	}
 	if got := envOf(cs)["SANDGATE_CODEC_KEYS"]; got != variants[1].env["SANDGATE_CODEC_KEYS"] {
 		t.Errorf("codec server gets keys %q, not the workers' keys", got)
+	}
+}
+
+// TestComposeMetrics checks Prometheus (profile metrics) scrapes the port
+// the workers serve /metrics on.
+func TestComposeMetrics(t *testing.T) {
+	p := load(t, nil, "metrics")
+	listen := envOf(p.Services["worker"])["SANDGATE_METRICS_LISTEN"]
+	_, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		t.Fatalf("worker: SANDGATE_METRICS_LISTEN %q: %v", listen, err)
+	}
+	if !slices.Contains(p.Services["worker"].Expose, port) {
+		t.Errorf("worker does not expose its metrics port %s: %v", port, p.Services["worker"].Expose)
+	}
+	b, err := os.ReadFile("prometheus.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `names: ["worker"]`) || !strings.Contains(string(b), "port: "+port+"\n") {
+		t.Errorf("deploy/prometheus.yml does not scrape the worker service on port %s", port)
+	}
+	if _, ok := p.Services["prometheus"]; !ok {
+		t.Error("profile metrics has no prometheus service")
+	}
+	if _, ok := load(t, nil).Services["prometheus"]; ok {
+		t.Error("prometheus runs without the metrics profile")
 	}
 }

@@ -31,6 +31,7 @@ func newDevCmd(env Env) *cobra.Command {
 	opt := devstack.DefaultOptions()
 	var file string
 	var serve, noUI bool
+	var metricsListen string
 	cmd := &cobra.Command{
 		Use:   "dev [-f CONFIG]",
 		Short: "Run a release on the embedded stack (Temporal + Web UI + S3) with an in-process worker",
@@ -40,7 +41,7 @@ func newDevCmd(env Env) *cobra.Command {
 				opt.UIPort = -1
 			}
 			opt.Logger = env.Logger
-			return runDev(cmd.Context(), env, file, serve, opt)
+			return runDev(cmd.Context(), env, file, serve, metricsListen, opt)
 		},
 	}
 	f := cmd.Flags()
@@ -51,10 +52,11 @@ func newDevCmd(env Env) *cobra.Command {
 	f.IntVar(&opt.UIPort, "ui-port", opt.UIPort, "Temporal Web UI port (0 = any free port)")
 	f.IntVar(&opt.S3Port, "s3-port", opt.S3Port, "S3-compatible server port (0 = any free port)")
 	f.BoolVar(&noUI, "no-ui", false, "do not start the Web UI")
+	f.StringVar(&metricsListen, "metrics-listen", "", "serve the worker's Prometheus metrics on host:port at /metrics (e.g. 127.0.0.1:9090); empty: none")
 	return cmd
 }
 
-func runDev(ctx context.Context, env Env, file string, serve bool, opt devstack.Options) error {
+func runDev(ctx context.Context, env Env, file string, serve bool, metricsListen string, opt devstack.Options) error {
 	// Everything that can be wrong with the input is checked before anything starts.
 	in, locals, err := loadRelease(file)
 	if err != nil {
@@ -86,6 +88,17 @@ func runDev(ctx context.Context, env Env, file string, serve bool, opt devstack.
 		opt.CodecEndpoint = "http://" + codecLn.Addr().String()
 	}
 
+	// Listening now makes a bad --metrics-listen bad input, before the stack starts.
+	var metrics *app.Metrics
+	if metricsListen != "" {
+		metrics = app.NewMetrics()
+		addr, err := app.ServeMetrics(ctx, metricsListen, metrics, env.Logger)
+		if err != nil {
+			return withCode(ExitBadInput, err)
+		}
+		fmt.Fprintf(env.Stdout, "metrics: http://%s/metrics\n", addr)
+	}
+
 	fmt.Fprintf(env.Stdout, "starting embedded stack in %s ...\n", opt.DataDir)
 	began := time.Now()
 	stack, err := devstack.Start(ctx, opt)
@@ -113,7 +126,7 @@ func runDev(ctx context.Context, env Env, file string, serve bool, opt devstack.
 		fmt.Fprintf(env.Stdout, "payloads encrypted (key %s)\n", activeKey(pc))
 	}
 
-	c, err := app.Dial(ctx, app.TemporalConfig{Address: stack.FrontendAddress(), Namespace: stack.Namespace(), Codec: pc}, env.Logger)
+	c, err := app.Dial(ctx, app.TemporalConfig{Address: stack.FrontendAddress(), Namespace: stack.Namespace(), Codec: pc, Metrics: metrics}, env.Logger)
 	if err != nil {
 		return err
 	}
@@ -142,7 +155,7 @@ func runDev(ctx context.Context, env Env, file string, serve bool, opt devstack.
 		return err
 	}
 	acts.AttestationKey = priv
-	w := app.NewWorker(c, workflows.TaskQueue, acts)
+	w := app.NewWorkerWithOptions(c, workflows.TaskQueue, acts, app.WorkerOptions{Metrics: metrics})
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
