@@ -17,6 +17,7 @@ import (
 
 	"github.com/sandgate/sandgate/codec"
 	"github.com/sandgate/sandgate/internal/app"
+	"github.com/sandgate/sandgate/objstore"
 	"github.com/sandgate/sandgate/workflows"
 )
 
@@ -43,9 +44,19 @@ policy blocks the release and fails the run (search attribute GateVerdict=BLOCKE
 			if err := spec.Validate(); err != nil {
 				return withCode(ExitBadInput, err)
 			}
-			in, err := loadRelease(file)
+			in, locals, err := loadRelease(file)
 			if err != nil {
 				return err
+			}
+			if len(locals) > 0 {
+				// Every run reads the same uploaded inputs.
+				store, err := objstore.New(cmd.Context(), objstore.ConfigFromEnv())
+				if err != nil {
+					return err
+				}
+				if err := uploadInputs(cmd.Context(), store, locals); err != nil {
+					return err
+				}
 			}
 			if id == "" {
 				id = "schedule-" + strings.TrimPrefix(in.ReleaseID, "release-")
