@@ -228,8 +228,11 @@ func Ordered[T, R any](ctx context.Context, items []T, concurrency int, work fun
 	return OrderedSeq(ctx, slices.Values(items), concurrency, work, emit)
 }
 
+// orderedWindow is how many results per worker may wait for their turn.
+const orderedWindow = 4
+
 // OrderedSeq is Ordered over a sequence, which it reads lazily: a run of
-// any size holds only the items in flight.
+// any size holds only the items in flight and the ordered window.
 func OrderedSeq[T, R any](ctx context.Context, items iter.Seq[T], concurrency int, work func(ctx context.Context, i int, item T) R, emit func(R) error) error {
 	if concurrency < 1 {
 		concurrency = 1
@@ -237,7 +240,12 @@ func OrderedSeq[T, R any](ctx context.Context, items iter.Seq[T], concurrency in
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	futures := make(chan chan R, concurrency)
+	// The ordered window holds results that finished out of order until
+	// the ones before them are emitted. A window of only `concurrency`
+	// would stall every worker behind one slow request (head-of-line
+	// blocking); a few times that keeps all workers busy while memory
+	// stays bounded by window results.
+	futures := make(chan chan R, orderedWindow*concurrency)
 	sem := make(chan struct{}, concurrency)
 	var wg sync.WaitGroup
 	stopped := false // written by the producer before it closes futures
