@@ -87,12 +87,14 @@ func RenderMarkdown(r Report) []byte {
 	}
 	writeVerdict(&b, r, verdict)
 	writeStages(&b, r.Stages)
-	if len(r.Suites) > 0 {
-		writeSuites(&b, r)
-	} else {
+	// A classifier's release has suites instead of red teaming; a chat
+	// model's may add a shadow-analysis section.
+	o := r.Adversarial.Overall
+	if len(r.Suites) == 0 || r.Adversarial.Total > 0 || o.Breached+o.Defended+o.Errored > 0 {
 		writeAdversarial(&b, r.Adversarial)
 		writePrivacy(&b, r.Privacy)
 	}
+	writeSuites(&b, r)
 	writeShadow(&b, r.Shadow)
 	writeSandbox(&b, r.Sandbox)
 	writeArtifacts(&b, r)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sandgate/sandgate/gate"
+	"github.com/sandgate/sandgate/shadow"
 )
 
 // APIVersion is the only config version this build understands.
@@ -118,6 +119,25 @@ type Privacy struct {
 type Shadow struct {
 	Requests    int `yaml:"requests,omitempty" json:"requests,omitempty"`
 	Concurrency int `yaml:"concurrency,omitempty" json:"concurrency,omitempty"`
+	// Analysis, when set, runs the shadow stage as analysis windows on
+	// durable timers, decided in the style of Argo Rollouts; without it the
+	// stage replays Requests once and the policy's shadow.* rules decide.
+	Analysis *ShadowAnalysis `yaml:"analysis,omitempty" json:"analysis,omitempty"`
+}
+
+// ShadowAnalysis is a long shadow phase: Windows of RequestsPerWindow
+// requests, Interval apart, each judged by the Spec's metrics (against the
+// incumbent's own noise floor) and limits (failureLimit,
+// inconclusiveLimit, consecutiveSuccessLimit, minSamples — Argo Rollouts'
+// AnalysisTemplate names). A human can end it early with
+// `starter release end-shadow`.
+type ShadowAnalysis struct {
+	RequestsPerWindow int      `yaml:"requests_per_window,omitempty" json:"requests_per_window,omitempty"`
+	Interval          Duration `yaml:"interval,omitempty" json:"interval,omitempty"`
+	// Replay is an S3 key of recorded traffic (Parquet request log or
+	// recorder pairs); empty replays the release's prompt dataset.
+	Replay string              `yaml:"replay,omitempty" json:"replay,omitempty"`
+	Spec   shadow.AnalysisSpec `yaml:"spec,omitempty" json:"spec,omitempty"`
 }
 
 // Defaults fills every optional field left empty. Validate runs after it.
@@ -158,6 +178,17 @@ func (r *Release) Defaults() {
 	}
 	if r.Suites.Shadow.Concurrency == 0 {
 		r.Suites.Shadow.Concurrency = 4
+	}
+	if an := r.Suites.Shadow.Analysis; an != nil {
+		if an.RequestsPerWindow == 0 {
+			an.RequestsPerWindow = 50
+		}
+		if an.Interval == 0 {
+			an.Interval = Duration(5 * time.Minute)
+		}
+		if len(an.Spec.Metrics) == 0 && an.Spec.Count == 0 {
+			an.Spec = shadow.DefaultAnalysisSpec()
+		}
 	}
 }
 
@@ -249,6 +280,22 @@ func (r *Release) Validate() error {
 	}
 	if r.Suites.Shadow.Requests < 0 {
 		add("suites.shadow.requests", "is negative; set 0 to skip shadow or a positive count")
+	}
+	if an := r.Suites.Shadow.Analysis; an != nil {
+		if err := an.Spec.Validate(); err != nil {
+			add("suites.shadow.analysis.spec", "%v", err)
+		}
+		if an.RequestsPerWindow < 1 || an.RequestsPerWindow > 100_000 {
+			add("suites.shadow.analysis.requests_per_window", "is %d; set 1 to 100000", an.RequestsPerWindow)
+		}
+		if an.Interval < 0 {
+			add("suites.shadow.analysis.interval", "is negative; give the pause between windows, e.g. 5m")
+		}
+		for i, rule := range r.Gate.Rules {
+			if strings.HasPrefix(rule.Metric, "shadow.") && !strings.HasPrefix(rule.Metric, "shadow.analysis") {
+				add(fmt.Sprintf("gate.rules[%d]", i), "%s: with suites.shadow.analysis the windows decide the shadow phase; bound it in the analysis spec or use shadow.analysis.* metrics", rule.Metric)
+			}
+		}
 	}
 	if r.Approval.Timeout < 0 || r.Approval.OverrideWindow < 0 {
 		add("approval", "timeout and override_window must not be negative")

@@ -42,6 +42,9 @@ import (
 //	privacy.mia.tpr_at_fpr_1e-3                       TPR at FPR ≤ 0.1% (no interpolation)
 //	privacy.mia.tpr_at_fpr_1e-2                       TPR at FPR ≤ 1%
 //	privacy.epsilon_lb                                empirical ε lower bound (confidence and thresholds in the results)
+//	shadow.analysis.passed                            1 when the shadow analysis windows ended Successful, else 0
+//	shadow.analysis.windows                           windows measured
+//	shadow.analysis.failed_windows, .inconclusive_windows
 var predictiveMetrics = map[string]string{
 	// name → allowed suffix kind: "" none, "attr" attribute, "attr+any" attribute or "any"
 	"fairness.demographic_parity_difference": "attr",
@@ -71,6 +74,11 @@ var predictiveMetrics = map[string]string{
 	"privacy.mia.tpr_at_fpr_1e-3":            "",
 	"privacy.mia.tpr_at_fpr_1e-2":            "",
 	"privacy.epsilon_lb":                     "",
+	// Shadow analysis windows (suites.shadow.analysis), the Argo-style decision.
+	"shadow.analysis.passed":               "",
+	"shadow.analysis.windows":              "",
+	"shadow.analysis.failed_windows":       "",
+	"shadow.analysis.inconclusive_windows": "",
 }
 
 var attrRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
@@ -95,7 +103,8 @@ func predictiveMetricNames() []string {
 // name is not in a predictive family.
 func validatePredictiveMetric(name string) (bool, error) {
 	if !strings.HasPrefix(name, "fairness.") && !strings.HasPrefix(name, "robustness.") &&
-		!strings.HasPrefix(name, "privacy.mia.") && !strings.HasPrefix(name, "privacy.epsilon_lb") {
+		!strings.HasPrefix(name, "privacy.mia.") && !strings.HasPrefix(name, "privacy.epsilon_lb") &&
+		!strings.HasPrefix(name, "shadow.analysis") {
 		return false, nil
 	}
 	if _, ok := predictiveMetrics[name]; ok {

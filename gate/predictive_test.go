@@ -30,3 +30,11 @@ func TestValidatePredictiveMetrics(t *testing.T) {
 		}
 	}
 }
+
+func TestShadowAnalysisMetricsAreKnown(t *testing.T) {
+	for _, m := range []string{"shadow.analysis.passed", "shadow.analysis.windows", "shadow.analysis.failed_windows", "shadow.analysis.inconclusive_windows"} {
+		if err := ValidateMetric(m); err != nil {
+			t.Errorf("%s: %v", m, err)
+		}
+	}
+}

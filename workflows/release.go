@@ -30,20 +30,22 @@ type release struct {
 	stages []StageStatus
 	prefix string
 
-	dataset     *activities.DatasetRef
-	shards      map[int]activities.ShardResult
-	tabular     *activities.TabularDataRef
-	suites      map[string]activities.SuiteResult
-	advResults  *activities.ResultsRef
-	advSummary  redteam.Summary
-	privacy     *activities.PrivacyResult
-	preGate     *activities.GateResult
-	shadow      *activities.ShadowResult
-	shadowGate  *activities.GateResult
-	sandboxes   []activities.SandboxRef
-	evidence    map[string]any
-	sessions    int
-	teardownMsg string
+	dataset       *activities.DatasetRef
+	shards        map[int]activities.ShardResult
+	tabular       *activities.TabularDataRef
+	suites        map[string]activities.SuiteResult
+	advResults    *activities.ResultsRef
+	advSummary    redteam.Summary
+	privacy       *activities.PrivacyResult
+	preGate       *activities.GateResult
+	shadow        *activities.ShadowResult
+	shadowPhase   *ShadowPhaseResult
+	shadowSection *audit.SuiteSection
+	shadowGate    *activities.GateResult
+	sandboxes     []activities.SandboxRef
+	evidence      map[string]any
+	sessions      int
+	teardownMsg   string
 
 	waiting         string
 	waitingDeadline time.Time
@@ -173,7 +175,7 @@ func (r *release) sandboxPhase(ctx workflow.Context) (err error) {
 	}
 	var inc *activities.SandboxRef
 	predictive := cfg.Model.Type != "" && cfg.Model.Type != config.TypeChat
-	if !predictive && cfg.Incumbent != nil && cfg.Suites.Shadow.Requests > 0 && r.shadow == nil {
+	if !predictive && cfg.Incumbent != nil && cfg.Suites.Shadow.Requests > 0 && r.shadow == nil && r.shadowPhase == nil {
 		ref, err := r.provision(sctx, "incumbent", *cfg.Incumbent)
 		if err != nil {
 			return err
@@ -251,8 +253,14 @@ func (r *release) sandboxPhase(ctx workflow.Context) (err error) {
 		return nil
 	}
 
-	if inc == nil && r.shadow == nil {
+	if inc == nil && r.shadow == nil && r.shadowPhase == nil {
 		r.setStage(ctx, StageShadow, StateSkipped, "no incumbent or no shadow requests configured")
+		return nil
+	}
+	if cfg.Suites.Shadow.Analysis != nil {
+		if r.shadowPhase == nil {
+			return r.shadowAnalysis(ctx, sctx, *inc, cand)
+		}
 		return nil
 	}
 	if r.shadow == nil {
@@ -454,6 +462,9 @@ func (r *release) report(ctx workflow.Context, verdict string) (string, error) {
 		rep.Decision = &audit.Decision{Kind: d.Kind, Actor: d.Actor, Reason: d.Reason, Seq: r.decisionSeq}
 	}
 	rep.Suites = r.suiteSections()
+	if r.shadowSection != nil {
+		rep.Suites = append(rep.Suites, *r.shadowSection)
+	}
 	for _, sec := range rep.Suites {
 		res := r.suites[sec.Name]
 		rep.Artifacts = append(rep.Artifacts, audit.Artifact{Name: sec.Name + " results", Key: res.ManifestKey, Rows: res.Rows})

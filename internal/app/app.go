@@ -111,6 +111,7 @@ func NewWorkerWithOptions(c client.Client, taskQueue string, acts *activities.Ac
 	}
 	w := worker.New(c, taskQueue, wo)
 	w.RegisterWorkflow(workflows.ReleaseWorkflow)
+	w.RegisterWorkflow(workflows.ShadowPhaseWorkflow)
 	w.RegisterWorkflowWithOptions(ScheduledReleaseWorkflow, workflow.RegisterOptions{Name: ScheduledReleaseWorkflowName})
 	w.RegisterActivity(acts)
 	return w

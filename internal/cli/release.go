@@ -146,6 +146,7 @@ func newReleaseCmd(env Env) *cobra.Command {
 	report.Flags().StringVar(&format, "format", "md", "md, html or json")
 	cmd.AddCommand(start, status, report)
 	cmd.AddCommand(newDecisionCmds(env)...)
+	cmd.AddCommand(newEndShadowCmd(env))
 	cmd.AddCommand(newVerifyCmd(env))
 	return cmd
 }
