@@ -211,7 +211,7 @@ func startRelease(ctx context.Context, c client.Client, taskQueue string, in wor
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		StaticSummary:            summary,
-		StaticDetails: staticDetails(in),
+		StaticDetails:            staticDetails(in),
 		TypedSearchAttributes: temporal.NewSearchAttributes(
 			workflows.AttrModelName.ValueSet(cfg.Model.Name),
 			workflows.AttrModelVersion.ValueSet(cfg.Model.Version),

@@ -31,8 +31,10 @@ func DPOptions() dp.Options {
 
 // DPMembers is the DP scorer's training set; DPNonMembers a disjoint set
 // from the same distribution.
-func DPMembers() RowRange    { return RowRange{Seed: DPTrainSeed, Offset: 0, N: dpMemberRows} }
-func DPNonMembers() RowRange { return RowRange{Seed: DPTrainSeed, Offset: dpMemberRows, N: dpMemberRows} }
+func DPMembers() RowRange { return RowRange{Seed: DPTrainSeed, Offset: 0, N: dpMemberRows} }
+func DPNonMembers() RowRange {
+	return RowRange{Seed: DPTrainSeed, Offset: dpMemberRows, N: dpMemberRows}
+}
 
 type dpModel struct {
 	enc *encoder
