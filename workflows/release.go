@@ -628,7 +628,7 @@ func (r *release) opts(ctx workflow.Context, summary string, startToClose time.D
 			InitialInterval:        time.Second,
 			BackoffCoefficient:     2,
 			MaximumInterval:        30 * time.Second,
-			MaximumAttempts:        5,
+			MaximumAttempts:        8,
 			NonRetryableErrorTypes: []string{activities.ErrTypeBadInput},
 		},
 	})
@@ -641,10 +641,12 @@ func (r *release) sessionOpts(sctx workflow.Context, summary string, startToClos
 		HeartbeatTimeout:       30 * time.Second,
 		Summary:                summary,
 		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:        time.Second,
-			BackoffCoefficient:     2,
-			MaximumInterval:        30 * time.Second,
-			MaximumAttempts:        3,
+			InitialInterval:    time.Second,
+			BackoffCoefficient: 2,
+			MaximumInterval:    30 * time.Second,
+			// About 90 s of retries: long enough to ride out an object
+			// store restart; a lost worker fails the session, not this.
+			MaximumAttempts:        8,
 			NonRetryableErrorTypes: []string{activities.ErrTypeBadInput, activities.ErrTypeSandboxGone},
 		},
 	})

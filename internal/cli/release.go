@@ -155,12 +155,10 @@ func newReleaseCmd(env Env) *cobra.Command {
 // payload encryption keys (codec.EnvKeys; unset means no encryption, as
 // the worker does without keys). Unusable keys are bad input.
 func temporalFromEnv(env Env) (app.TemporalConfig, error) {
-	tc := app.TemporalConfig{Address: env.Getenv("TEMPORAL_ADDRESS"), Namespace: env.Getenv("TEMPORAL_NAMESPACE")}
-	if tc.Address == "" {
-		tc.Address = "127.0.0.1:7233"
-	}
-	if tc.Namespace == "" {
-		tc.Namespace = "default"
+	// The SDK's standard variables: address, namespace, API key, mTLS.
+	tc, err := app.LoadTemporalEnv(env.Getenv, nil)
+	if err != nil {
+		return tc, withCode(ExitBadInput, err)
 	}
 	pc, err := codec.Load("", env.Getenv)
 	if err != nil {
