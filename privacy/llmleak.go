@@ -80,7 +80,7 @@ func notSupported(err error) (string, bool) {
 		switch se.Code {
 		case http.StatusBadRequest, http.StatusNotFound, http.StatusMethodNotAllowed,
 			http.StatusUnprocessableEntity, http.StatusNotImplemented:
-			return fmt.Sprintf("%s: /v1/completions with echo/logprobs was refused: %v", NotSupportedPrefix, err), true
+			return fmt.Sprintf("%s: /v1/completions refused the request: %v", NotSupportedPrefix, err), true
 		}
 	}
 	return "", false
@@ -100,7 +100,8 @@ func complete(ctx context.Context, client *modelapi.Client, req modelapi.TextCom
 		if ctx.Err() != nil {
 			return out, fmt.Errorf("completions call abandoned: %w", ctx.Err())
 		}
-		if !redteam.Retryable(err) || try >= opt.MaxRetries {
+		// An endpoint that ignored echo/logprobs will ignore them again.
+		if !redteam.Retryable(err) || errors.Is(err, modelapi.ErrLogprobsUnsupported) || try >= opt.MaxRetries {
 			return out, err
 		}
 		wait := delay
