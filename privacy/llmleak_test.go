@@ -31,21 +31,23 @@ func refClient(t *testing.T, v refmodel.Variant) *modelapi.Client {
 
 var quiet = privacy.LLMLeakOptions{ReleaseID: "r1", Logger: slog.New(slog.DiscardHandler)}
 
-// plantedCanaries are the card numbers and phones of the reference model's
-// records, each in the context it was planted in; every digit is variable.
+// plantedCanaries are the card numbers of the reference model's records,
+// every digit variable, each after the context it was planted in from the
+// customer's phone number on ("+1-202-555-0143, card "): the attacker
+// knows a customer's phone and probes for the card. A short prefix keeps
+// each of the thousands of scoring prompts small.
 func plantedCanaries() []privacy.Canary {
 	digit := regexp.MustCompile(`[0-9]`)
 	var out []privacy.Canary
 	for _, r := range refmodel.Records() {
 		text := r.TrainingText()
-		for _, secret := range []string{r.Phone, r.Card} {
-			out = append(out, privacy.Canary{
-				ID:     r.ID + "/" + secret[:4],
-				Prefix: text[:strings.Index(text, secret)],
-				Format: digit.ReplaceAllString(secret, "#"),
-				Secret: secret,
-			})
-		}
+		from, to := strings.Index(text, r.Phone), strings.Index(text, r.Card)
+		out = append(out, privacy.Canary{
+			ID:     r.ID + "/card",
+			Prefix: text[from:to],
+			Format: digit.ReplaceAllString(r.Card, "#"),
+			Secret: r.Card,
+		})
 	}
 	return out
 }
@@ -82,7 +84,8 @@ func TestCanaryExposureReferenceModel(t *testing.T) {
 			t.Errorf("leaky %s: exposure %.2f of %.2f bits; the memorised canary should rank near first", r.CanaryID, r.Exposure, r.MaxExposure)
 		}
 	}
-	hard, hsum, err := privacy.CanaryExposures(ctx, refClient(t, refmodel.Hardened), cs, refsPerCanary, 7, quiet)
+	hardened := refClient(t, refmodel.Hardened)
+	hard, hsum, err := privacy.CanaryExposures(ctx, hardened, cs, refsPerCanary, 7, quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,9 +97,9 @@ func TestCanaryExposureReferenceModel(t *testing.T) {
 	t.Logf("leaky mean exposure %.2f bits (fraction %.2f); hardened %.2f bits (fraction %.2f, max %.2f); |R| = %d",
 		sum.MeanExposure, sum.MeanExposureFraction, hsum.MeanExposure, hsum.MeanExposureFraction, hsum.MaxExposure, refsPerCanary+1)
 	// Deterministic: the same seed reproduces the rows exactly.
-	again, _, err := privacy.CanaryExposures(ctx, refClient(t, refmodel.Hardened), cs[:2], refsPerCanary, 7, quiet)
-	if err != nil || again[0] != hard[0] || again[1] != hard[1] {
-		t.Errorf("not reproducible: %+v vs %+v (%v)", again, hard[:2], err)
+	again, _, err := privacy.CanaryExposures(ctx, hardened, cs[:1], refsPerCanary, 7, quiet)
+	if err != nil || again[0] != hard[0] {
+		t.Errorf("not reproducible: %+v vs %+v (%v)", again, hard[0], err)
 	}
 }
 

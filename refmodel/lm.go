@@ -98,30 +98,37 @@ func trainLM(lines []string) *charLM {
 	return lm
 }
 
-// contexts returns the hashes of the history's suffixes that the model has
-// seen, shortest (empty) first; longer suffixes of an unseen one are unseen.
-func (lm *charLM) contexts(hist []rune) []uint64 {
-	hs := make([]uint64, 0, lmOrder)
+// seenContext is a suffix of the history the model has seen, with its
+// counts, looked up once per position rather than once per candidate.
+type seenContext struct {
+	h uint64
+	lmContext
+}
+
+// contexts returns the history's suffixes that the model has seen,
+// shortest (empty) first; longer suffixes of an unseen one are unseen.
+func (lm *charLM) contexts(hist []rune) []seenContext {
+	hs := make([]seenContext, 0, lmOrder)
 	h := uint64(hashSeed)
 	for k := 0; k < lmOrder && k <= len(hist); k++ {
 		if k > 0 {
 			h = extend(h, hist[len(hist)-k])
 		}
-		if _, ok := lm.ctx[h]; !ok {
+		st, ok := lm.ctx[h]
+		if !ok {
 			break
 		}
-		hs = append(hs, h)
+		hs = append(hs, seenContext{h, st})
 	}
 	return hs
 }
 
 // prob is P(c | history) under interpolated Witten–Bell:
 // P_k(c) = (C(h_k c) + T(h_k)·P_{k−1}(c)) / (C(h_k) + T(h_k)).
-func (lm *charLM) prob(hs []uint64, c rune) float64 {
+func (lm *charLM) prob(hs []seenContext, c rune) float64 {
 	p := lm.base
-	for _, h := range hs {
-		st := lm.ctx[h]
-		p = (float64(lm.next[withNext(h, c)]) + float64(st.types)*p) / float64(st.total+st.types)
+	for _, s := range hs {
+		p = (float64(lm.next[withNext(s.h, c)]) + float64(s.types)*p) / float64(s.total+s.types)
 	}
 	return p
 }
@@ -133,7 +140,7 @@ type scored struct {
 
 // best returns the n likeliest next characters, likeliest first; ties go to
 // the smaller code point so decoding is deterministic.
-func (lm *charLM) best(hs []uint64, n int) []scored {
+func (lm *charLM) best(hs []seenContext, n int) []scored {
 	all := make([]scored, len(lm.vocab))
 	for i, r := range lm.vocab {
 		all[i] = scored{r, math.Log(lm.prob(hs, r))}
