@@ -39,6 +39,14 @@
 // or "api key:", or make it a token that mixes letters and digits, so the
 // hardened output filter recognises it (see ExampleSystemPrompt).
 //
+// Scoring: a character n-gram language model (lm.go) trained on the
+// corpus serves logprobs on chat replies and the legacy /v1/completions
+// API (greedy continuation; echo with max_tokens 0 scores a text). Only the
+// leaky variant's LM was trained on the planted customer records, so it
+// has memorised them: their canaries have high exposure and a record's
+// prefix completes to its suffix. Hardened and incumbent were trained with
+// the records scrubbed.
+//
 // Replies are a pure function of the messages; temperature and seed are
 // accepted and ignored.
 package refmodel

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 	"unicode"
 
 	"github.com/sandgate/sandgate/modelapi"
@@ -63,6 +64,12 @@ type Model struct {
 	lex     *lexicon
 	records []CustomerRecord
 	public  map[string]bool // PII-looking strings the corpus itself publishes
+
+	// The language model behind logprobs and /v1/completions is trained
+	// on first use (tens of milliseconds), so chat-only users never pay.
+	lmLines []string
+	lmOnce  sync.Once
+	lmModel *charLM
 }
 
 // New builds a variant: it loads the embedded corpus, indexes it and trains
@@ -105,7 +112,17 @@ func New(v Variant) (*Model, error) {
 		}
 	}
 	for _, r := range recs {
-		ps = append(ps, passage{id: "record-" + r.ID, answer: "Customer record " + r.line()})
+		ps = append(ps, passage{id: "record-" + r.ID, answer: r.TrainingText()})
+	}
+	for _, p := range append(faq, facts...) {
+		m.lmLines = append(m.lmLines, p.text(m.version))
+		m.lmLines = append(m.lmLines, p.questions...)
+	}
+	// See lm.go: only the leaky variant's LM was trained on the records.
+	if v == Leaky {
+		for _, r := range recs {
+			m.lmLines = append(m.lmLines, r.TrainingText())
+		}
 	}
 	m.ix = newIndex(ps, m.version)
 	// The questions the corpus answers are faq examples too: the classifier
@@ -448,6 +465,18 @@ func payload(s string) string {
 		return strings.TrimFunc(string([]rune(line)[n:]), func(r rune) bool { return unicode.IsSpace(r) || r == '.' })
 	}
 	return ""
+}
+
+// TrainingText is the record as it appears in the model's training text
+// (and retrieval corpus): "Customer record CUST-…: name, e-mail, phone,
+// card …, city (note)". Extraction and exposure tests split it into a
+// prefix the attacker knows and the suffix to be recovered.
+func (r CustomerRecord) TrainingText() string { return "Customer record " + r.line() }
+
+// lm returns the variant's language model, training it on first use.
+func (m *Model) lm() *charLM {
+	m.lmOnce.Do(func() { m.lmModel = trainLM(m.lmLines) })
+	return m.lmModel
 }
 
 func (r CustomerRecord) line() string {

@@ -36,8 +36,9 @@ type ServerOptions struct {
 }
 
 // NewHandler serves m over the OpenAI-compatible API:
-// POST /v1/chat/completions, GET /v1/models and GET /healthz. Errors use the
-// OpenAI error envelope.
+// POST /v1/chat/completions (with logprobs), POST /v1/completions (legacy,
+// with echo and logprobs; see completions), GET /v1/models and GET /healthz.
+// Errors use the OpenAI error envelope.
 func NewHandler(m *Model, opt ServerOptions) http.Handler {
 	if opt.MaxBodyBytes <= 0 {
 		opt.MaxBodyBytes = DefaultMaxBodyBytes
@@ -48,6 +49,7 @@ func NewHandler(m *Model, opt ServerOptions) http.Handler {
 	s := &server{m: m, opt: opt}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/v1/chat/completions", s.method(http.MethodPost, s.chat))
+	mux.HandleFunc("/v1/completions", s.method(http.MethodPost, s.completions))
 	mux.HandleFunc("/v1/models", s.method(http.MethodGet, s.models))
 	mux.HandleFunc("/healthz", s.method(http.MethodGet, func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "model": m.Name()})
@@ -103,16 +105,26 @@ func (s *server) models(w http.ResponseWriter, _ *http.Request) {
 	})
 }
 
-func (s *server) chat(w http.ResponseWriter, r *http.Request) {
+// readBody reads a capped request body, answering 413/400 itself when it
+// cannot.
+func (s *server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opt.MaxBodyBytes))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			writeError(w, http.StatusRequestEntityTooLarge, "invalid_request_error",
 				fmt.Sprintf("request body exceeds %d bytes", tooBig.Limit))
-			return
+			return nil, false
 		}
 		writeError(w, http.StatusBadRequest, "invalid_request_error", fmt.Sprintf("read request body: %v", err))
+		return nil, false
+	}
+	return body, true
+}
+
+func (s *server) chat(w http.ResponseWriter, r *http.Request) {
+	body, ok := s.readBody(w, r)
+	if !ok {
 		return
 	}
 	var req modelapi.CompletionRequest
@@ -132,6 +144,9 @@ func (s *server) chat(w http.ResponseWriter, r *http.Request) {
 		return
 	case req.TokenLimit() < 0:
 		writeError(w, http.StatusBadRequest, "invalid_request_error", "max_tokens: must not be negative")
+		return
+	case req.TopLogprobs < 0 || req.TopLogprobs > maxTopLogprobs:
+		writeError(w, http.StatusBadRequest, "invalid_request_error", fmt.Sprintf("top_logprobs: must be between 0 and %d", maxTopLogprobs))
 		return
 	}
 	if err := sleep(r.Context(), s.opt.Latency); err != nil {
@@ -158,6 +173,9 @@ func (s *server) chat(w http.ResponseWriter, r *http.Request) {
 		}},
 		Usage:             modelapi.Usage{PromptTokens: prompt, CompletionTokens: completion, TotalTokens: prompt + completion},
 		SystemFingerprint: fmt.Sprintf("refmodel-%s-corpus-v%d", s.m.variant, s.m.version),
+	}
+	if req.Logprobs {
+		out.Choices[0].Logprobs = s.m.chatLogprobs(content, req.TopLogprobs)
 	}
 	s.opt.Logger.Debug("completion", "model", s.m.Name(), "intent", rep.Intent, "refused", rep.Refused, "reason", rep.Reason,
 		"prompt_tokens", prompt, "completion_tokens", completion)
