@@ -2,6 +2,7 @@ package activities
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -30,6 +31,11 @@ type ShardInput struct {
 	Timeout     time.Duration
 	Target      redteam.Target
 	Model       string
+	// Limits and Budget are this shard's share of the stage's global rate
+	// limit and budget (the workflow divides them by the shards it runs at
+	// once), so all shards on all workers together stay within them.
+	Limits redteam.Limits
+	Budget redteam.Budget
 }
 
 // ShardResult is what a shard hands back: counts and a manifest key, never rows.
@@ -87,13 +93,20 @@ func (a *Activities) AdversarialShard(ctx context.Context, in ShardInput) (Shard
 		return res, err
 	}
 
-	client := &modelapi.Client{BaseURL: sb.Endpoint()}
+	client := &modelapi.Client{BaseURL: sb.Endpoint(), HTTP: modelapi.NewHTTPClient(0, in.Concurrency)}
+	throttle, err := redteam.NewThrottle(redteam.ThrottleOptions{Limits: in.Limits, Budget: in.Budget, MaxConcurrency: max(in.Concurrency, 1)})
+	if err != nil {
+		return res, badInput("suites.adversarial.rate_limit: %v", err)
+	}
 	manifest := datasets.Manifest{SchemaVersion: datasets.ManifestSchemaVersion, Dataset: StageAdversarial, Generator: "redteam.Run", GeneratorVersion: GeneratorVersion}
 	for p := 0; p < parts; p++ {
 		pStart := start + int64(p)*int64(in.PartSize)
 		pEnd := min(pStart+int64(in.PartSize), end)
 		key := k.resultPart(StageAdversarial, in.Shard, p)
-		rows, file, resumed, err := a.adversarialPart(ctx, client, in, prompts[pStart-start:pEnd-start], key, p < progress.NextPart)
+		rows, file, resumed, err := a.adversarialPart(ctx, client, throttle, in, prompts[pStart-start:pEnd-start], key, p < progress.NextPart)
+		if errors.Is(err, redteam.ErrBudget) {
+			return res, badInput("shard %d part %d: suites.adversarial.budget is spent (this shard's share: %+v): %v", in.Shard, p, in.Budget, err)
+		}
 		if err != nil {
 			return res, fmt.Errorf("shard %d part %d: %w", in.Shard, p, err)
 		}
@@ -117,7 +130,7 @@ func (a *Activities) AdversarialShard(ctx context.Context, in ShardInput) (Shard
 
 // adversarialPart returns the rows of one part, from S3 when an earlier
 // attempt already wrote it completely, otherwise by running the attacks.
-func (a *Activities) adversarialPart(ctx context.Context, client *modelapi.Client, in ShardInput, prompts []datasets.PromptRow, key string, heartbeatSaysDone bool) ([]redteam.AttemptRow, datasets.ManifestFile, bool, error) {
+func (a *Activities) adversarialPart(ctx context.Context, client *modelapi.Client, throttle *redteam.Throttle, in ShardInput, prompts []datasets.PromptRow, key string, heartbeatSaysDone bool) ([]redteam.AttemptRow, datasets.ManifestFile, bool, error) {
 	want := int64(len(prompts))
 	exists, err := a.Store.Exists(ctx, key)
 	if err != nil {
@@ -140,8 +153,9 @@ func (a *Activities) adversarialPart(ctx context.Context, client *modelapi.Clien
 		Shard:       in.Shard,
 		Model:       in.Model,
 		Logger:      a.Logger,
+		Throttle:    throttle,
 	}
-	err = redteam.Run(ctx, client, in.Target, prompts, opt, func(r redteam.AttemptRow) error {
+	err = redteam.RunSeq(ctx, client, in.Target, slices.Values(prompts), opt, func(r redteam.AttemptRow) error {
 		rows = append(rows, r)
 		return nil
 	})

@@ -108,11 +108,94 @@ type Adversarial struct {
 	MaxTokens     int      `yaml:"max_tokens,omitempty" json:"max_tokens,omitempty"`
 	Timeout       Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
 	MaxRetries    int      `yaml:"max_retries,omitempty" json:"max_retries,omitempty"`
+	// RateLimit and Budget are global: every shard on every worker gets
+	// an equal share, so together they never exceed them.
+	RateLimit *RateLimit `yaml:"rate_limit,omitempty" json:"rate_limit,omitempty"`
+	Budget    *Budgets   `yaml:"budget,omitempty" json:"budget,omitempty"`
+	// Adaptive attacks the model with strategies that learn from its replies.
+	Adaptive *Adaptive `yaml:"adaptive,omitempty" json:"adaptive,omitempty"`
+	// RegressionAlpha is the one-sided level of the per-category
+	// regression test against the last released version (default 0.05).
+	RegressionAlpha float64 `yaml:"regression_alpha,omitempty" json:"regression_alpha,omitempty"`
+}
+
+// RateLimit bounds the calls to the model across all workers.
+type RateLimit struct {
+	RequestsPerSecond float64 `yaml:"requests_per_second,omitempty" json:"requests_per_second,omitempty"`
+	Burst             int     `yaml:"burst,omitempty" json:"burst,omitempty"`
+	TokensPerSecond   float64 `yaml:"tokens_per_second,omitempty" json:"tokens_per_second,omitempty"`
+}
+
+// Budgets caps the whole red-teaming stage.
+type Budgets struct {
+	Queries int64 `yaml:"queries,omitempty" json:"queries,omitempty"`
+	Tokens  int64 `yaml:"tokens,omitempty" json:"tokens,omitempty"`
+}
+
+// Adaptive configures the adaptive attackers. The search attacker needs no
+// other model; pair, tap and crescendo need an attacker model on an
+// OpenAI-compatible endpoint, the only other endpoint a release calls.
+type Adaptive struct {
+	Strategies []string `yaml:"strategies" json:"strategies"` // search, pair, tap, crescendo
+	// Objectives is how many attack goals (taken from the prompt dataset)
+	// each strategy pursues.
+	Objectives int `yaml:"objectives,omitempty" json:"objectives,omitempty"`
+	// QueriesPerObjective bounds each strategy's calls per objective.
+	QueriesPerObjective int       `yaml:"queries_per_objective,omitempty" json:"queries_per_objective,omitempty"`
+	Attacker            *Endpoint `yaml:"attacker,omitempty" json:"attacker,omitempty"`
+}
+
+// Endpoint names an OpenAI-compatible model the pipeline may call.
+type Endpoint struct {
+	URL   string `yaml:"url" json:"url"`
+	Model string `yaml:"model" json:"model"`
+	// APIKeyEnv names the worker environment variable holding its API key.
+	APIKeyEnv string `yaml:"api_key_env,omitempty" json:"api_key_env,omitempty"`
 }
 
 // Privacy configures the leakage stage.
 type Privacy struct {
+	// Canaries are planted strings whose appearance in any reply is a leak.
 	Canaries []string `yaml:"canaries,omitempty" json:"canaries,omitempty"`
+	// Exposure measures how much more likely the model finds each planted
+	// secret than random strings of its format (Carlini et al., The Secret
+	// Sharer); it needs token logprobs on /v1/completions (echo).
+	Exposure *Exposure `yaml:"exposure,omitempty" json:"exposure,omitempty"`
+	// Extraction asks the model to continue each record's prefix greedily
+	// and checks whether it reproduces the rest (/v1/completions).
+	Extraction *Extraction `yaml:"extraction,omitempty" json:"extraction,omitempty"`
+}
+
+// Exposure lists the planted secrets and the size of the reference set.
+type Exposure struct {
+	Candidates int             `yaml:"candidates,omitempty" json:"candidates,omitempty"`
+	Secrets    []PlantedSecret `yaml:"secrets" json:"secrets"`
+}
+
+// PlantedSecret is a secret planted after Prefix in the training data;
+// Format is its shape: '#' a digit, '@' a lowercase letter, '^' an
+// uppercase letter, anything else literal.
+type PlantedSecret struct {
+	ID     string `yaml:"id,omitempty" json:"id,omitempty"`
+	Prefix string `yaml:"prefix" json:"prefix"`
+	Format string `yaml:"format" json:"format"`
+	Secret string `yaml:"secret" json:"secret"`
+}
+
+// Extraction lists the planted records to extract.
+type Extraction struct {
+	Records []PlantedRecord `yaml:"records" json:"records"`
+	// NearThreshold: a completion within this normalised edit distance of
+	// the suffix counts as near-exact (default 0.1).
+	NearThreshold float64 `yaml:"near_threshold,omitempty" json:"near_threshold,omitempty"`
+}
+
+// PlantedRecord is a training record split into what an attacker knows
+// (Prefix) and what must not come out (Suffix).
+type PlantedRecord struct {
+	ID     string `yaml:"id,omitempty" json:"id,omitempty"`
+	Prefix string `yaml:"prefix" json:"prefix"`
+	Suffix string `yaml:"suffix" json:"suffix"`
 }
 
 // Shadow configures the shadow comparison stage.
@@ -170,11 +253,25 @@ func (r *Release) Defaults() {
 	if a.MaxRetries == 0 {
 		a.MaxRetries = 2
 	}
+	if a.RegressionAlpha == 0 {
+		a.RegressionAlpha = 0.05
+	}
+	if ad := a.Adaptive; ad != nil {
+		if ad.Objectives == 0 {
+			ad.Objectives = 40
+		}
+		if ad.QueriesPerObjective == 0 {
+			ad.QueriesPerObjective = 16
+		}
+	}
 	if r.Approval.Required && r.Approval.Timeout == 0 {
 		r.Approval.Timeout = Duration(24 * time.Hour)
 	}
 	if r.Suites.Shadow.Requests == 0 {
 		r.Suites.Shadow.Requests = 100
+	}
+	if e := r.Suites.Privacy.Exposure; e != nil && e.Candidates == 0 {
+		e.Candidates = 300
 	}
 	if r.Suites.Shadow.Concurrency == 0 {
 		r.Suites.Shadow.Concurrency = 4
@@ -275,8 +372,68 @@ func (r *Release) Validate() error {
 	if a.Concurrency < 1 || a.Concurrency > 256 {
 		add("suites.adversarial.concurrency", "is %d; set 1 to 256", a.Concurrency)
 	}
+	if rl := a.RateLimit; rl != nil && (rl.RequestsPerSecond < 0 || rl.TokensPerSecond < 0 || rl.Burst < 0 || rl.RequestsPerSecond == 0 && rl.TokensPerSecond == 0) {
+		add("suites.adversarial.rate_limit", "set requests_per_second and/or tokens_per_second to positive numbers (burst ≥ 0)")
+	}
+	if b := a.Budget; b != nil && (b.Queries < 0 || b.Tokens < 0) {
+		add("suites.adversarial.budget", "queries and tokens must not be negative")
+	}
+	if a.RegressionAlpha < 0 || a.RegressionAlpha >= 0.5 {
+		add("suites.adversarial.regression_alpha", "is %v; set a level in (0, 0.5), e.g. 0.05", a.RegressionAlpha)
+	}
+	if ad := a.Adaptive; ad != nil {
+		if len(ad.Strategies) == 0 {
+			add("suites.adversarial.adaptive.strategies", "is empty; list search, pair, tap and/or crescendo")
+		}
+		for i, st := range ad.Strategies {
+			switch st {
+			case "search":
+			case "pair", "tap", "crescendo":
+				if ad.Attacker == nil || ad.Attacker.URL == "" || ad.Attacker.Model == "" {
+					add(fmt.Sprintf("suites.adversarial.adaptive.strategies[%d]", i), "%q needs an attacker model: set suites.adversarial.adaptive.attacker.url and .model", st)
+				}
+			default:
+				add(fmt.Sprintf("suites.adversarial.adaptive.strategies[%d]", i), "%q is not a strategy; use search, pair, tap or crescendo", st)
+			}
+		}
+		if ad.Objectives < 1 || ad.Objectives > 10_000 {
+			add("suites.adversarial.adaptive.objectives", "is %d; set 1 to 10000", ad.Objectives)
+		}
+		if ad.QueriesPerObjective < 1 || ad.QueriesPerObjective > 1000 {
+			add("suites.adversarial.adaptive.queries_per_objective", "is %d; set 1 to 1000", ad.QueriesPerObjective)
+		}
+		if at := ad.Attacker; at != nil && at.URL != "" && !strings.HasPrefix(at.URL, "http://") && !strings.HasPrefix(at.URL, "https://") {
+			add("suites.adversarial.adaptive.attacker.url", "%q is not an http(s) URL", at.URL)
+		}
+	}
 	if a.ConverterRate != nil && (*a.ConverterRate < 0 || *a.ConverterRate > 1) {
 		add("suites.adversarial.converter_rate", "is %v; set a share between 0 and 1", *a.ConverterRate)
+	}
+	if e := r.Suites.Privacy.Exposure; e != nil {
+		if e.Candidates < 10 || e.Candidates > 100_000 {
+			add("suites.privacy.exposure.candidates", "is %d; set 10 to 100000 random strings to rank each secret against", e.Candidates)
+		}
+		if len(e.Secrets) == 0 {
+			add("suites.privacy.exposure.secrets", "is empty; list the planted secrets ({prefix, format, secret})")
+		}
+		for i, sc := range e.Secrets {
+			if sc.Secret == "" || sc.Format == "" || len([]rune(sc.Format)) != len([]rune(sc.Secret)) {
+				add(fmt.Sprintf("suites.privacy.exposure.secrets[%d]", i), "needs a secret and a format of the same length ('#' digit, '@' a-z, '^' A-Z)")
+			}
+		}
+	}
+	if x := r.Suites.Privacy.Extraction; x != nil {
+		if len(x.Records) == 0 {
+			add("suites.privacy.extraction.records", "is empty; list the planted records ({prefix, suffix})")
+		}
+		for i, rec := range x.Records {
+			if rec.Prefix == "" || rec.Suffix == "" {
+				add(fmt.Sprintf("suites.privacy.extraction.records[%d]", i), "needs a prefix and a suffix")
+			}
+		}
+		if x.NearThreshold < 0 || x.NearThreshold >= 1 {
+			add("suites.privacy.extraction.near_threshold", "is %v; set a normalised edit distance in [0, 1)", x.NearThreshold)
+		}
 	}
 	if r.Suites.Shadow.Requests < 0 {
 		add("suites.shadow.requests", "is negative; set 0 to skip shadow or a positive count")

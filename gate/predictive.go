@@ -42,6 +42,13 @@ import (
 //	privacy.mia.tpr_at_fpr_1e-3                       TPR at FPR ≤ 0.1% (no interpolation)
 //	privacy.mia.tpr_at_fpr_1e-2                       TPR at FPR ≤ 1%
 //	privacy.epsilon_lb                                empirical ε lower bound (confidence and thresholds in the results)
+//	privacy.exposure.max[_fraction]                   largest canary exposure in bits (and as a share of log₂|R|; 1 = ranked first)
+//	privacy.extraction.exact_rate|exact_upper|near_rate  planted records reproduced by greedy completion
+//	adversarial.adaptive.asr[_upper]                  ASR of the adaptive attackers (objectives breached / pursued), with its 95% upper bound
+//	adversarial.adaptive.breached                     objectives the adaptive attackers breached
+//	adversarial.judge.precision|recall|accuracy       the verdict rules graded on the pinned labelled set, in the same run
+//	adversarial.judge.precision_lower|recall_lower    lower ends of their 95% intervals
+//	adversarial.regressions                           OWASP categories whose ASR rose significantly against the last released version
 //	shadow.analysis.passed                            1 when the shadow analysis windows ended Successful, else 0
 //	shadow.analysis.windows                           windows measured
 //	shadow.analysis.failed_windows, .inconclusive_windows
@@ -74,6 +81,22 @@ var predictiveMetrics = map[string]string{
 	"privacy.mia.tpr_at_fpr_1e-3":            "",
 	"privacy.mia.tpr_at_fpr_1e-2":            "",
 	"privacy.epsilon_lb":                     "",
+	// LLM memorisation of planted data.
+	"privacy.exposure.max":           "",
+	"privacy.exposure.max_fraction":  "",
+	"privacy.extraction.exact_rate":  "",
+	"privacy.extraction.exact_upper": "",
+	"privacy.extraction.near_rate":   "",
+	// Red teaming beyond the static set.
+	"adversarial.adaptive.asr":          "",
+	"adversarial.adaptive.asr_upper":    "",
+	"adversarial.adaptive.breached":     "",
+	"adversarial.judge.precision":       "",
+	"adversarial.judge.recall":          "",
+	"adversarial.judge.accuracy":        "",
+	"adversarial.judge.precision_lower": "",
+	"adversarial.judge.recall_lower":    "",
+	"adversarial.regressions":           "",
 	// Shadow analysis windows (suites.shadow.analysis), the Argo-style decision.
 	"shadow.analysis.passed":               "",
 	"shadow.analysis.windows":              "",
@@ -104,7 +127,9 @@ func predictiveMetricNames() []string {
 func validatePredictiveMetric(name string) (bool, error) {
 	if !strings.HasPrefix(name, "fairness.") && !strings.HasPrefix(name, "robustness.") &&
 		!strings.HasPrefix(name, "privacy.mia.") && !strings.HasPrefix(name, "privacy.epsilon_lb") &&
-		!strings.HasPrefix(name, "shadow.analysis") {
+		!strings.HasPrefix(name, "privacy.exposure") && !strings.HasPrefix(name, "privacy.extraction") &&
+		!strings.HasPrefix(name, "shadow.analysis") && !strings.HasPrefix(name, "adversarial.adaptive") &&
+		!strings.HasPrefix(name, "adversarial.judge") && !strings.HasPrefix(name, "adversarial.regressions") {
 		return false, nil
 	}
 	if _, ok := predictiveMetrics[name]; ok {

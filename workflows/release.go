@@ -36,6 +36,8 @@ type release struct {
 	suites        map[string]activities.SuiteResult
 	advResults    *activities.ResultsRef
 	advSummary    redteam.Summary
+	advTally      redteam.Tally
+	advDone       string
 	privacy       *activities.PrivacyResult
 	preGate       *activities.GateResult
 	shadow        *activities.ShadowResult
@@ -209,6 +211,11 @@ func (r *release) sandboxPhase(ctx workflow.Context) (err error) {
 			return err
 		}
 	}
+	if _, ok := r.suites[activities.SuiteRedTeam]; !ok {
+		if err := r.redTeamSuite(ctx, sctx, cand); err != nil {
+			return err
+		}
+	}
 
 	target := r.target()
 	if r.privacy == nil {
@@ -228,13 +235,30 @@ func (r *release) sandboxPhase(ctx workflow.Context) (err error) {
 		}
 		r.setStage(ctx, StagePrivacy, StateDone, fmt.Sprintf("%d leaks in %d replies scanned", pr.Summary.Leaks, pr.Summary.Scanned))
 	}
+	if p := cfg.Suites.Privacy; p.Exposure != nil || p.Extraction != nil {
+		if _, done := r.suites[activities.SuiteLLMLeak]; !done {
+			r.setStage(ctx, StagePrivacy, StateRunning, "canary exposure and extraction of planted records")
+			var res activities.SuiteResult
+			if err := workflow.ExecuteActivity(r.sessionOpts(sctx, "canary exposure, extraction", time.Hour), a.LLMLeakage, activities.LLMLeakInput{
+				ReleaseID: r.in.ReleaseID, Sandbox: cand, Model: cfg.Model.Name, Exposure: p.Exposure, Extraction: p.Extraction,
+				Concurrency: cfg.Suites.Adversarial.Concurrency, Timeout: time.Duration(cfg.Suites.Adversarial.Timeout), Seed: cfg.Seed,
+			}).Get(ctx, &res); err != nil {
+				return fmt.Errorf("memorisation: %w", err)
+			}
+			r.suites[activities.SuiteLLMLeak] = res
+			if err := r.record(ctx, audit.KindStage, StagePrivacy, []string{res.ManifestKey}, map[string]any{"suite": activities.SuiteLLMLeak, "metrics": res.Metrics}, "", ""); err != nil {
+				return err
+			}
+		}
+		r.setStage(ctx, StagePrivacy, StateDone, fmt.Sprintf("%d leaks in %d replies scanned. %s", r.privacy.Summary.Leaks, r.privacy.Summary.Scanned, r.suites[activities.SuiteLLMLeak].Section.Summary))
+	}
 
 	if r.preGate == nil {
 		r.setStage(ctx, StageGate, StateRunning, "applying the policy")
 		var g activities.GateResult
 		if err := workflow.ExecuteActivity(r.opts(ctx, "gate", 2*time.Minute), a.Gate, activities.GateInput{
 			ReleaseID: r.in.ReleaseID, ModelName: cfg.Model.Name, Phase: gate.PhasePreShadow, Policy: cfg.Gate,
-			Adversarial: r.advSummary, Privacy: r.privacy.Summary, Evidence: r.gateEvidence(),
+			Adversarial: r.advSummary, Privacy: r.privacy.Summary, SuiteMetrics: r.suiteMetrics(), Evidence: r.gateEvidence(),
 		}).Get(ctx, &g); err != nil {
 			return fmt.Errorf("gate: %w", err)
 		}
@@ -278,7 +302,7 @@ func (r *release) sandboxPhase(ctx workflow.Context) (err error) {
 		var g activities.GateResult
 		if err := workflow.ExecuteActivity(r.opts(ctx, "shadow decision", 2*time.Minute), a.Gate, activities.GateInput{
 			ReleaseID: r.in.ReleaseID, ModelName: cfg.Model.Name, Phase: gate.PhaseShadow, Policy: cfg.Gate,
-			Adversarial: r.advSummary, Privacy: r.privacy.Summary, Shadow: sr.Summary, Evidence: r.gateEvidence(),
+			Adversarial: r.advSummary, Privacy: r.privacy.Summary, Shadow: sr.Summary, SuiteMetrics: r.suiteMetrics(), Evidence: r.gateEvidence(),
 		}).Get(ctx, &g); err != nil {
 			return fmt.Errorf("shadow decision: %w", err)
 		}
@@ -338,6 +362,16 @@ func (r *release) adversarial(ctx, sctx workflow.Context, cand activities.Sandbo
 	adv := cfg.Suites.Adversarial
 	shards := min(adv.Shards, int(max(r.dataset.Rows, 1)))
 	r.setStage(ctx, StageAdversarial, StateRunning, fmt.Sprintf("%d prompts in %d shards", r.dataset.Rows, shards))
+	// Every shard runs at once, on any worker: each gets 1/shards of the
+	// global rate limit and budget, so together they stay within them.
+	var limits redteam.Limits
+	if rl := adv.RateLimit; rl != nil {
+		limits = redteam.Limits{RequestsPerSecond: rl.RequestsPerSecond, Burst: rl.Burst, TokensPerSecond: rl.TokensPerSecond}
+	}
+	var budget redteam.Budget
+	if b := adv.Budget; b != nil {
+		budget = redteam.Budget{MaxQueries: b.Queries, MaxTokens: b.Tokens}
+	}
 	futures := map[int]workflow.Future{}
 	var order []int
 	for i := 0; i < shards; i++ {
@@ -348,6 +382,7 @@ func (r *release) adversarial(ctx, sctx workflow.Context, cand activities.Sandbo
 			ReleaseID: r.in.ReleaseID, Sandbox: cand, Dataset: *r.dataset, Shard: i, Shards: shards,
 			PartSize: adv.PartSize, Concurrency: adv.Concurrency, MaxTokens: adv.MaxTokens, MaxRetries: adv.MaxRetries,
 			Timeout: time.Duration(adv.Timeout), Target: r.target(), Model: cfg.Model.Name,
+			Limits: limits.Share(shards), Budget: budget.Share(shards),
 		})
 		order = append(order, i)
 	}
@@ -384,8 +419,40 @@ func (r *release) adversarial(ctx, sctx workflow.Context, cand activities.Sandbo
 		return err
 	}
 	o := r.advSummary.Overall
-	r.setStage(ctx, StageAdversarial, StateDone, fmt.Sprintf("%d attempts: %d breached, %d defended, %d errored; ASR %.3f [%.3f, %.3f]",
-		ref.Rows, o.Breached, o.Defended, o.Errored, o.ASR, o.Lo, o.Hi))
+	done := fmt.Sprintf("%d attempts: %d breached, %d defended, %d errored; ASR %.3f [%.3f, %.3f]",
+		ref.Rows, o.Breached, o.Defended, o.Errored, o.ASR, o.Lo, o.Hi)
+	r.advTally = tally
+	r.advDone = done
+	return nil
+}
+
+// redTeamSuite follows the static attacks: adaptive attackers, the judge's
+// calibration on the pinned set and the regression test against the last
+// released version. It runs in its own step so a lost session resumes it.
+func (r *release) redTeamSuite(ctx, sctx workflow.Context, cand activities.SandboxRef) error {
+	cfg := r.in.Config
+	adv := cfg.Suites.Adversarial
+	var limits redteam.Limits
+	if rl := adv.RateLimit; rl != nil {
+		limits = redteam.Limits{RequestsPerSecond: rl.RequestsPerSecond, Burst: rl.Burst, TokensPerSecond: rl.TokensPerSecond}
+	}
+	tally, done := r.advTally, r.advDone
+	r.setStage(ctx, StageAdversarial, StateRunning, done+"; adaptive attacks and judge calibration")
+	if _, ok := r.suites[activities.SuiteRedTeam]; !ok {
+		var res activities.SuiteResult
+		if err := workflow.ExecuteActivity(r.sessionOpts(sctx, "adaptive attacks, judge calibration, regression", 2*time.Hour), a.RedTeamSuite, activities.RedTeamInput{
+			ReleaseID: r.in.ReleaseID, Sandbox: cand, Dataset: *r.dataset, Target: r.target(), Model: cfg.Model.Name, ModelName: cfg.Model.Name,
+			Adaptive: adv.Adaptive, Static: tally, Alpha: adv.RegressionAlpha, Concurrency: adv.Concurrency,
+			Timeout: time.Duration(adv.Timeout), MaxTokens: adv.MaxTokens, Limits: limits, Seed: cfg.Seed,
+		}).Get(ctx, &res); err != nil {
+			return fmt.Errorf("adaptive attacks: %w", err)
+		}
+		r.suites[activities.SuiteRedTeam] = res
+		if err := r.record(ctx, audit.KindStage, StageAdversarial, []string{res.ManifestKey}, map[string]any{"suite": activities.SuiteRedTeam, "metrics": res.Metrics}, "", ""); err != nil {
+			return err
+		}
+	}
+	r.setStage(ctx, StageAdversarial, StateDone, done+". "+r.suites[activities.SuiteRedTeam].Section.Summary)
 	return nil
 }
 
@@ -522,8 +589,11 @@ func (r *release) gateEvidence() map[string][]string {
 	}
 	for name, res := range r.suites {
 		prefix := name
-		if name == activities.SuiteMembership {
+		switch name {
+		case activities.SuiteMembership, activities.SuiteLLMLeak:
 			prefix = "privacy"
+		case activities.SuiteRedTeam:
+			prefix = "adversarial"
 		}
 		ev[prefix] = append(ev[prefix], res.ManifestKey)
 	}

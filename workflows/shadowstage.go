@@ -50,11 +50,15 @@ func (r *release) shadowAnalysis(ctx, sctx workflow.Context, inc, cand activitie
 	if res.Phase == shadow.PhaseSuccessful {
 		passed = 1
 	}
-	metrics := map[string]float64{
+	am := map[string]float64{
 		"shadow.analysis.passed":               passed,
 		"shadow.analysis.windows":              float64(res.Windows),
 		"shadow.analysis.failed_windows":       float64(res.Run.Failures),
 		"shadow.analysis.inconclusive_windows": float64(res.Run.Inconclusives),
+	}
+	metrics := r.suiteMetrics()
+	for k, v := range am {
+		metrics[k] = v
 	}
 	one := 1.0
 	policy := cfg.Gate
@@ -88,6 +92,6 @@ func (r *release) shadowAnalysis(ctx, sctx workflow.Context, inc, cand activitie
 		summary += fmt.Sprintf("; ended early by %s: %s", e.Actor, e.Reason)
 	}
 	r.setStage(ctx, StageShadow, state, summary)
-	r.shadowSection = &audit.SuiteSection{Name: "shadow analysis", Summary: summary, Metrics: metrics}
+	r.shadowSection = &audit.SuiteSection{Name: "shadow analysis", Summary: summary, Metrics: am}
 	return nil
 }
