@@ -45,6 +45,7 @@ func newEnv(t *testing.T) *testsuite.TestWorkflowEnvironment {
 	env.OnActivity(a.Report, mock.Anything, mock.Anything).Return(activities.ReportRef{MarkdownKey: "r.md"}, nil)
 	env.OnActivity(a.Attest, mock.Anything, mock.Anything).Return(activities.AttestResult{}, nil)
 	env.OnActivity(a.Provision, mock.Anything, mock.Anything).Return(activities.SandboxRef{SandboxID: "sb", EgressBlocked: true}, nil)
+	env.OnActivity(a.RedTeamSuite, mock.Anything, mock.Anything).Return(activities.SuiteResult{Suite: activities.SuiteRedTeam, ManifestKey: "am", Metrics: map[string]float64{"adversarial.judge.precision": 1}}, nil)
 	return env
 }
 
