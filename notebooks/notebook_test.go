@@ -1,6 +1,7 @@
 package notebooks
 
 import (
+	"context"
 	"database/sql"
 	"encoding/json"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/sandgate/sandgate/datasets"
+	"github.com/sandgate/sandgate/fairness"
 	"github.com/sandgate/sandgate/privacy"
 	"github.com/sandgate/sandgate/shadow"
 )
@@ -119,15 +121,6 @@ func loadNotebook(t *testing.T) []notebookQuery {
 	return queries
 }
 
-// fairnessRow is the schema the notebook assumes for results/fairness
-// (one scored example per row) until the classifier suites write theirs.
-type fairnessRow struct {
-	Group      string  `parquet:"group,dict"`
-	Label      int32   `parquet:"label"`
-	Prediction int32   `parquet:"prediction"`
-	Score      float64 `parquet:"score"`
-}
-
 // writeEvaluations adds what the privacy and shadow stages write, with
 // sandgate's own row types and writer.
 func writeEvaluations(t *testing.T, dir, releaseID string) {
@@ -171,27 +164,53 @@ func writeEvaluations(t *testing.T, dir, releaseID string) {
 	write(t, filepath.Join(dir, key), pairs)
 }
 
+// writeFairness writes what a classifier release's fairness and membership
+// suites write, with their own row types: per-group rows from
+// fairness.Evaluate and ROC points from privacy.NewROC.
 func writeFairness(t *testing.T, dir, releaseID string) {
 	t.Helper()
 	l, err := datasets.NewLayout(releaseID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var rows []fairnessRow
+	f := fairness.Frame{Protected: map[string][]string{"sex": nil}}
+	var members, nonMembers []float64
 	for i := range 200 {
-		label := int32(i % 2)
+		label := i % 2
 		score := 0.3 + 0.4*float64(label) + 0.25*math.Sin(float64(i)) // overlapping classes: AUC below 1
-		pred := int32(0)
+		pred := 0
 		if score >= 0.5 {
 			pred = 1
 		}
-		rows = append(rows, fairnessRow{Group: []string{"a", "b"}[i%3%2], Label: label, Prediction: pred, Score: score})
+		f.YTrue, f.YPred, f.Score = append(f.YTrue, label), append(f.YPred, pred), append(f.Score, score)
+		f.Protected["sex"] = append(f.Protected["sex"], []string{"female", "male"}[i%3%2])
+		if label == 1 {
+			members = append(members, score)
+		} else {
+			nonMembers = append(nonMembers, score)
+		}
 	}
-	key, err := l.ResultPart("fairness", 0, 0)
+	rep, err := fairness.Evaluate(context.Background(), f, fairness.Config{AttributeSets: [][]string{{"sex"}}, Privileged: map[string]string{"sex": "male"}, MinGroupSize: 10})
 	if err != nil {
 		t.Fatal(err)
 	}
-	write(t, filepath.Join(dir, key), rows)
+	prefix, err := l.ResultsStagePrefix("fairness")
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(dir, prefix+"groups/part-00000.parquet"), rep.Groups)
+	roc, err := privacy.NewROC(members, nonMembers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pts, err := roc.Thin(100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if prefix, err = l.ResultsStagePrefix("membership"); err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(dir, prefix+"roc/part-00000.parquet"), roc.Rows(releaseID, "loss", pts))
 }
 
 // TestAnalyzeNotebookQueriesRunInDuckDB runs every query of the notebook
@@ -271,7 +290,7 @@ func TestAnalyzeNotebookQueriesRunInDuckDB(t *testing.T) {
 		results[q.name] = run(q)
 	}
 	if _, ran := results["roc"]; ran {
-		t.Fatal("the ROC query ran on a release without fairness results")
+		t.Fatal("the ROC query ran on a release without membership results")
 	}
 	// 30 probes: every 7th leaked (0,7,14,21,28), every 11th errored.
 	var leaked int64
