@@ -7,12 +7,16 @@ import (
 )
 
 func TestPredictiveExamplesParse(t *testing.T) {
-	for _, f := range []string{"release-credit.yaml", "release-credit-biased.yaml", "release-imaging.yaml", "release-imaging-brittle.yaml"} {
+	for _, f := range []string{"release-credit.yaml", "release-credit-biased.yaml", "release-imaging.yaml", "release-imaging-brittle.yaml",
+		"release-credit-overfit.yaml", "release-credit-dp.yaml", "release-credit-limit.yaml", "release-credit-limit-biased.yaml"} {
 		r, _, err := Load("../examples/" + f)
 		if err != nil {
 			t.Fatalf("%s: %v", f, err)
 		}
-		if r.Model.Type != TypeClassifier || r.Model.Protocol != ProtocolOIP || r.Model.OIPModel == "" {
+		if r.Suites.Membership != nil {
+			continue
+		}
+		if (r.Model.Type != TypeClassifier && r.Model.Type != TypeRegressor) || r.Model.Protocol != ProtocolOIP || r.Model.OIPModel == "" {
 			t.Errorf("%s: model %+v", f, r.Model)
 		}
 		if r.Suites.Robustness == nil || r.Suites.Robustness.Seed != r.Seed {

@@ -37,6 +37,8 @@ func TestPredictiveReleases(t *testing.T) {
 		{"release-imaging-brittle.yaml", cli.ExitBlocked, []string{"noise-flips"}, []string{"robustness.noise_flip_rate_upper"}},
 		{"release-credit-overfit.yaml", cli.ExitBlocked, []string{"empirical-epsilon", "membership-auc"}, []string{"privacy.epsilon_lb", "privacy.mia.auc", "privacy.mia.tpr_at_fpr_1e-3"}},
 		{"release-credit-dp.yaml", cli.ExitReleased, nil, []string{"privacy.epsilon_lb", "privacy.epsilon_claimed"}},
+		{"release-credit-limit.yaml", cli.ExitReleased, nil, []string{"fairness.counterfactual_change_rate.any", "fairness.mean_prediction_gap", "robustness.output_change_rate"}},
+		{"release-credit-limit-biased.yaml", cli.ExitBlocked, []string{"counterfactual-limit-change"}, []string{"fairness.counterfactual_change_rate.any"}},
 	}
 	for _, tc := range cases {
 		code, out := runCLI(t, ctx, append([]string{"dev", "-f", filepath.Join("..", "examples", tc.file)}, ports...)...)

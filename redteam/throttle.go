@@ -107,6 +107,10 @@ type Throttle struct {
 	minConc  int
 	latency  time.Duration // AIMDOptions.LatencyTarget
 	lastCut  time.Time
+
+	rampUp  time.Duration
+	created time.Time
+	started atomic.Int64
 }
 
 // ThrottleOptions configure NewThrottle.
@@ -117,6 +121,12 @@ type ThrottleOptions struct {
 	MaxConcurrency int
 	// MinConcurrency is the AIMD floor (default 1).
 	MinConcurrency int
+	// RampUp spreads the first MaxConcurrency calls evenly over this
+	// long instead of sending them at once. Against a target with a steady
+	// latency, calls sent together come back together and contend for the
+	// CPU in lockstep on every round trip; staggered once, they stay
+	// staggered. A good value is the target's typical latency.
+	RampUp time.Duration
 	// LatencyTarget, when set, halves the window on replies slower than
 	// it, so a saturating target is backed off before it starts failing.
 	LatencyTarget time.Duration
@@ -140,7 +150,7 @@ func NewThrottle(o ThrottleOptions) (*Throttle, error) {
 		return nil, fmt.Errorf("redteam: ThrottleOptions.MinConcurrency %d exceeds MaxConcurrency %d", o.MinConcurrency, o.MaxConcurrency)
 	}
 	t := &Throttle{budget: o.Budget, wake: make(chan struct{}), limit: float64(o.MaxConcurrency),
-		maxConc: o.MaxConcurrency, minConc: o.MinConcurrency, latency: o.LatencyTarget}
+		maxConc: o.MaxConcurrency, minConc: o.MinConcurrency, latency: o.LatencyTarget, rampUp: o.RampUp, created: time.Now()}
 	if r := o.Limits.RequestsPerSecond; r > 0 {
 		t.req = rate.NewLimiter(rate.Limit(r), max(1, o.Limits.Burst))
 	}
@@ -172,6 +182,9 @@ func (t *Throttle) Acquire(ctx context.Context, estTokens int) (release func(Sig
 	if t.budget.MaxTokens > 0 && t.tokens.Load() >= t.budget.MaxTokens {
 		return nil, fmt.Errorf("redteam: %d-token budget: %w", t.budget.MaxTokens, ErrBudget)
 	}
+	if err := t.ramp(ctx); err != nil {
+		return nil, err
+	}
 	if err := t.slot(ctx); err != nil {
 		return nil, err
 	}
@@ -196,6 +209,30 @@ func (t *Throttle) Acquire(ctx context.Context, estTokens int) (release func(Sig
 	ok = true
 	var once sync.Once
 	return func(s Signal) { once.Do(func() { t.done(s) }) }, nil
+}
+
+// ramp delays the k-th of the first MaxConcurrency calls to k/MaxConcurrency
+// of RampUp after the throttle was made.
+func (t *Throttle) ramp(ctx context.Context) error {
+	if t.rampUp <= 0 {
+		return nil
+	}
+	k := t.started.Add(1) - 1
+	if k >= int64(t.maxConc) {
+		return nil
+	}
+	wait := time.Until(t.created.Add(time.Duration(k) * t.rampUp / time.Duration(t.maxConc)))
+	if wait <= 0 {
+		return nil
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("redteam: ramping up: %w", ctx.Err())
+	}
 }
 
 func (t *Throttle) slot(ctx context.Context) error {

@@ -70,7 +70,7 @@ var target = redteam.Target{
 }
 
 func run(ctx context.Context, url string, n int, emit func(redteam.AttemptRow) error) error {
-	th, err := redteam.NewThrottle(redteam.ThrottleOptions{MaxConcurrency: concurrency})
+	th, err := redteam.NewThrottle(redteam.ThrottleOptions{MaxConcurrency: concurrency, RampUp: latency})
 	if err != nil {
 		return err
 	}
