@@ -80,6 +80,7 @@ func (a *Activities) MembershipSuite(ctx context.Context, in SuiteInput) (SuiteR
 		auc, t01, t1 float64
 	}
 	var epsScores [2][]float64
+	liraNote := ""
 	for _, stat := range []privacy.Statistic{privacy.StatConfidence, privacy.StatLoss, privacy.StatLogit, privacy.StatHinge} {
 		ms, err := privacy.AttackScores(memberStats, stat)
 		if err != nil {
@@ -120,6 +121,37 @@ func (a *Activities) MembershipSuite(ctx context.Context, in SuiteInput) (SuiteR
 		}
 		if stat == epsilonStatistic {
 			epsScores = [2][]float64{ms, ns}
+		}
+	}
+	if mc.Shadows > 0 {
+		pool := members
+		appendTable(&pool, nonMembers)
+		target := make([]float64, 0, len(memberStats)+len(nonMemberStats))
+		for _, st := range append(append([]privacy.MIAStats(nil), memberStats...), nonMemberStats...) {
+			target = append(target, st.Logit)
+		}
+		scores, ok, err := liraScores(ctx, in.Recipe, mc.Shadows, in.Seed, pool, append(append([]int(nil), memberLabels...), nonMemberLabels...), target)
+		if err != nil {
+			return SuiteResult{}, err
+		}
+		if ok {
+			ms, ns := scores[:len(memberStats)], scores[len(memberStats):]
+			roc, err := privacy.NewROC(ms, ns)
+			if err != nil {
+				return SuiteResult{}, err
+			}
+			p01, _ := roc.TPRAtFPR(1e-3)
+			p1, _ := roc.TPRAtFPR(1e-2)
+			pts, _ := roc.Thin(200)
+			rocRows = append(rocRows, roc.Rows(in.ReleaseID, "lira_offline", pts)...)
+			table.Rows = append(table.Rows, []string{"LiRA offline (one-sided, " + strconv.Itoa(mc.Shadows) + " shadow models)", fmt.Sprintf("%.4f", roc.AUC()), fmt.Sprintf("%.4f", p01.TPR), fmt.Sprintf("%.4f", p1.TPR)})
+			res.Metrics["privacy.mia.auc.lira"] = roc.AUC()
+			res.Metrics["privacy.mia.tpr_at_fpr_1e-3.lira"] = p01.TPR
+			if roc.AUC() > best.auc {
+				best.stat, best.auc, best.t01, best.t1 = "lira_offline", roc.AUC(), p01.TPR, p1.TPR
+			}
+		} else {
+			liraNote = "LiRA not run: the model publishes no training recipe sandgate can reproduce (only the bundled reference scorers do)."
 		}
 	}
 	// The ROC's first point has threshold +Inf, which Parquet stores but
@@ -163,7 +195,7 @@ func (a *Activities) MembershipSuite(ctx context.Context, in SuiteInput) (SuiteR
 		Name:    SuiteMembership,
 		Summary: fmt.Sprintf("Membership inference: best AUC %.3f (%s); empirical %s", best.auc, best.stat, epsLine),
 		Metrics: res.Metrics,
-		Notes:   nonEmpty(privacy.Explain(findings), epsLine, claimNote, "TPR at a target FPR is read at the lowest threshold whose FPR ≤ the target, without interpolation (ml_privacy_meter)."),
+		Notes:   nonEmpty(privacy.Explain(findings), epsLine, claimNote, liraNote, "TPR at a target FPR is read at the lowest threshold whose FPR ≤ the target, without interpolation (ml_privacy_meter)."),
 		Tables:  []audit.Table{table},
 	}
 	return res, nil

@@ -79,7 +79,7 @@ func uploadInputs(ctx context.Context, store *objstore.Store, inputs []localInpu
 	if len(inputs) == 0 {
 		return nil
 	}
-	m := datasets.Manifest{SchemaVersion: datasets.ManifestSchemaVersion, Dataset: "inputs", Generator: "starter"}
+	m := datasets.Manifest{SchemaVersion: datasets.ManifestSchemaVersion, Dataset: "inputs", Generator: "starter (uploaded as given)", GeneratorVersion: "1.0.0"}
 	for _, in := range inputs {
 		info, err := store.PutFile(ctx, in.key, in.path)
 		if err != nil {
