@@ -202,7 +202,7 @@ func TestFaultModelErrorsAreRecordedNotHidden(t *testing.T) {
 	env.startWorker(t, ctx, queue)
 	path := faultConfig(t, map[string]string{
 		`command: ["sandgate-refmodel", "--variant", "hardened", "--listen", "127.0.0.1:8000"]`: `command: ["` + faultyModelRole + `", "--listen", "127.0.0.1:8000"]`,
-		"    concurrency: 4\n  privacy:": "    concurrency: 4\n    timeout: 1s\n    max_retries: 1\n  privacy:",
+		"    concurrency: 4\n    # Global": "    concurrency: 4\n    timeout: 1s\n    max_retries: 1\n    # Global",
 	})
 	in := loadInput(t, path)
 	began := time.Now()
