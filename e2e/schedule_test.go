@@ -38,12 +38,12 @@ func smallConfig(t *testing.T, example string, regression bool) string {
 `
 	}
 	for old, repl := range map[string]string{
-		"    prompts: 600\n":      "    prompts: 80\n",
-		"    shards: 4\n":         "    shards: 2\n",
-		"    part_size: 50\n":     "    part_size: 40\n",
-		"    requests: 100\n":     "    requests: 20\n",
-		"      objectives: 40\n":  "      objectives: 30\n",
-		"gate:\n  rules:\n":       "gate:\n  rules:\n" + rule,
+		"    prompts: 600\n":     "    prompts: 80\n",
+		"    shards: 4\n":        "    shards: 2\n",
+		"    part_size: 50\n":    "    part_size: 40\n",
+		"    requests: 100\n":    "    requests: 20\n",
+		"      objectives: 40\n": "      objectives: 30\n",
+		"gate:\n  rules:\n":      "gate:\n  rules:\n" + rule,
 	} {
 		if !strings.Contains(s, old) {
 			t.Fatalf("%s no longer contains %q: update smallConfig", example, old)
