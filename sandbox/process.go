@@ -201,12 +201,8 @@ func (s *Sandbox) Stats() Stats {
 	if s.relay != nil {
 		st.Relay = s.relay.Stats()
 	}
-	select {
-	case <-s.done:
-	default:
-		st.Running = true
-	}
 	s.mu.Lock()
+	st.Running = s.exited.IsZero()
 	u := s.usage
 	if st.Running {
 		u = s.cg.Usage()

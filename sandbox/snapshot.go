@@ -324,13 +324,12 @@ func (s *Sandbox) autoSnapshot(reason string, keepFrozen bool) {
 	}
 }
 
+// running is false from the moment watch records the exit, which is
+// before Done closes (the failure snapshot sits in between).
 func (s *Sandbox) running() bool {
-	select {
-	case <-s.done:
-		return false
-	default:
-		return true
-	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.exited.IsZero()
 }
 
 var secretName = regexp.MustCompile(`(?i)(key|token|secret|passw|credential|auth)`)
