@@ -623,3 +623,57 @@ func LoadSnapshot(dir string) (SnapshotData, error) {
 	}
 	return d, nil
 }
+
+// UntarSnapshot unpacks a TarSnapshot stream into dir (which must exist).
+// Entries that would land outside dir, links and special files are
+// refused: the archive may come from anywhere.
+func UntarSnapshot(r io.Reader, dir string, maxBytes int64) error {
+	gz, err := gzip.NewReader(r)
+	if err != nil {
+		return fmt.Errorf("untar snapshot: not gzip: %w", err)
+	}
+	defer gz.Close()
+	tr := tar.NewReader(gz)
+	var total int64
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("untar snapshot: %w", err)
+		}
+		name := filepath.Clean(filepath.FromSlash(h.Name))
+		if filepath.IsAbs(name) || name == ".." || strings.HasPrefix(name, ".."+string(filepath.Separator)) {
+			return fmt.Errorf("untar snapshot: entry %q points outside the snapshot", h.Name)
+		}
+		dst := filepath.Join(dir, name)
+		switch h.Typeflag {
+		case tar.TypeDir:
+			if err := os.MkdirAll(dst, 0o700); err != nil {
+				return fmt.Errorf("untar snapshot: %w", err)
+			}
+		case tar.TypeReg:
+			total += h.Size
+			if h.Size < 0 || total > maxBytes {
+				return fmt.Errorf("untar snapshot: more than %d bytes unpacked: raise the limit or inspect the archive by hand", maxBytes)
+			}
+			if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
+				return fmt.Errorf("untar snapshot: %w", err)
+			}
+			f, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+			if err != nil {
+				return fmt.Errorf("untar snapshot: %w", err)
+			}
+			_, err = io.CopyN(f, tr, h.Size)
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				return fmt.Errorf("untar snapshot: %s: %w", h.Name, err)
+			}
+		default:
+			return fmt.Errorf("untar snapshot: entry %q has type %q; a snapshot holds only files and directories", h.Name, h.Typeflag)
+		}
+	}
+}
