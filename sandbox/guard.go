@@ -31,6 +31,9 @@ type FileDigest struct {
 type ModelDigest struct {
 	Roots []string     `json:"roots"`
 	Files []FileDigest `json:"files"`
+	// Skipped is set when ProcessOptions.SkipModelDigest turned the guard
+	// off; there is then nothing to compare.
+	Skipped bool `json:"skipped,omitempty"`
 }
 
 // FileChange is one difference between two digests.
@@ -47,6 +50,8 @@ type FileChange struct {
 // them read-only, so a change means something on the host (or a hole in
 // the sandbox) altered what was tested.
 type PoisonReport struct {
+	// Skipped: the guard was off (ProcessOptions.SkipModelDigest).
+	Skipped bool         `json:"skipped,omitempty"`
 	Changed bool         `json:"changed"`
 	Changes []FileChange `json:"changes,omitempty"`
 	Files   int          `json:"files"`
@@ -174,6 +179,9 @@ func (s *Sandbox) ModelFiles() ModelDigest { return s.modelFiles }
 // CheckModelFiles digests the model's files again and diffs them against
 // the digest taken before it started. Call it after Stop (Teardown does).
 func (s *Sandbox) CheckModelFiles() (PoisonReport, error) {
+	if s.modelFiles.Skipped {
+		return PoisonReport{Skipped: true}, nil
+	}
 	now, err := DigestModelFiles(s.spec)
 	changes := s.modelFiles.Diff(now)
 	rep := PoisonReport{Changed: len(changes) > 0, Changes: changes, Files: len(now.Files)}

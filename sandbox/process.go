@@ -64,6 +64,9 @@ type ProcessOptions struct {
 	// StopGrace is how long Stop waits after SIGTERM before SIGKILL
 	// (default 2s).
 	StopGrace time.Duration
+	// SkipModelDigest turns the poisoning guard off: no sha256 of the
+	// model's files before start (about a second per GB of weights here).
+	SkipModelDigest bool
 	// Snapshot configures Sandbox.Snapshot and the failure snapshots.
 	Snapshot SnapshotOptions
 	// Stdout and Stderr, when set, also receive the model's output.

@@ -304,7 +304,7 @@ func TestPoisoningGuard(t *testing.T) {
 	}
 	run := func(dir string, tamper func()) TeardownReport {
 		s := startSandbox(t, p, Spec{Name: "guard", Command: []string{"sleep", "30"}, NoRelay: true, WorkDir: dir})
-		if n := len(s.ModelFiles().Files); n < 6 { // sleep, dir, shards/, 3 files
+		if n := len(s.ModelFiles().Files); n < 6 && !p.opt.SkipModelDigest { // sleep, dir, shards/, 3 files
 			t.Fatalf("digest before start has %d files: %+v", n, s.ModelFiles())
 		}
 		tamper()
@@ -335,6 +335,11 @@ func TestPoisoningGuard(t *testing.T) {
 		if got[k] != v {
 			t.Errorf("%s: %q, want %q", k, got[k], v)
 		}
+	}
+	// Turned off, the guard says so rather than reporting "unchanged".
+	p.opt.SkipModelDigest = true
+	if rep := run(mk(), func() {}); !rep.ModelFiles.Skipped || rep.ModelFiles.Changed {
+		t.Fatalf("skipped guard: %+v", rep.ModelFiles)
 	}
 }
 
