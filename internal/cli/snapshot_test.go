@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -35,6 +36,23 @@ func crashyMain() {
 	if err := http.ListenAndServe("127.0.0.1:"+os.Args[1], nil); err != nil {
 		os.Exit(1)
 	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func post(t *testing.T, u, body string) int {
@@ -91,7 +109,8 @@ func TestSnapshotShowAndReplay(t *testing.T) {
 	dir := snaps[0].Dir
 
 	run := func(args ...string) (int, string) {
-		var out bytes.Buffer
+		// The model's output is teed to Stderr from another goroutine.
+		var out syncBuffer
 		code := Run(ctx, Env{Stdout: &out, Stderr: &out, Getenv: os.Getenv}, args)
 		return code, out.String()
 	}
