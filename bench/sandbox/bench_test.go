@@ -18,6 +18,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"slices"
@@ -114,10 +116,11 @@ func openLoop(target string) run {
 	return r
 }
 
-// BenchmarkRelayAddedLatency: the same model reached directly and through
-// the relay (request and token budgets on, transcript on, no network
-// profile), alternately, twice each; the best direct run is the baseline
-// and the worse relay run is reported.
+// BenchmarkRelayAddedLatency: the same model reached directly, through a
+// plain httputil.ReverseProxy (the floor of any HTTP-aware hop) and through
+// the relay (request, byte and token budgets on, transcript on, no network
+// profile), alternately, twice each. The best direct and plain runs are the
+// baselines and the worse relay run is reported.
 func BenchmarkRelayAddedLatency(b *testing.B) {
 	model := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
@@ -137,27 +140,39 @@ func BenchmarkRelayAddedLatency(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer relay.Close()
+	u, _ := url.Parse(model.URL)
+	rp := httputil.NewSingleHostReverseProxy(u)
+	rp.Transport = &http.Transport{MaxIdleConnsPerHost: 128}
+	plain := httptest.NewServer(rp)
+	defer plain.Close()
+	best := func(cur *run, r run) {
+		if cur.lat == nil || r.pct(0.99) < cur.pct(0.99) {
+			*cur = r
+		}
+	}
 	for b.Loop() {
-		var direct, relayed run
+		var direct, proxied, relayed run
 		for range 2 {
-			if r := openLoop(model.URL); direct.lat == nil || r.pct(0.99) < direct.pct(0.99) {
-				direct = r
-			}
+			best(&direct, openLoop(model.URL))
+			best(&proxied, openLoop(plain.URL))
 			if r := openLoop(relay.URL()); relayed.lat == nil || r.pct(0.99) > relayed.pct(0.99) {
 				relayed = r
 			}
 		}
 		add50, add99 := relayed.pct(0.5)-direct.pct(0.5), relayed.pct(0.99)-direct.pct(0.99)
-		fmt.Printf("%d req/s open loop: direct p50 %.0f p99 %.0f µs | relay p50 %.0f p99 %.0f µs | added p50 %+.0f µs p99 %+.0f µs (targets < 100 µs, < 1000 µs) | errors %d/%d | load %s\n",
-			reqRate, us(direct.pct(0.5)), us(direct.pct(0.99)), us(relayed.pct(0.5)), us(relayed.pct(0.99)), us(add50), us(add99), direct.errs, relayed.errs, loadavg())
+		fmt.Printf("%d req/s open loop: direct p50 %.0f p99 %.0f µs | plain ReverseProxy p50 %.0f p99 %.0f µs | relay p50 %.0f p99 %.0f µs\n"+
+			"  relay added vs direct: p50 %+.0f µs p99 %+.0f µs (targets < 100, < 1000) | relay vs plain proxy: p50 %+.0f µs p99 %+.0f µs | errors %d/%d/%d | load %s\n",
+			reqRate, us(direct.pct(0.5)), us(direct.pct(0.99)), us(proxied.pct(0.5)), us(proxied.pct(0.99)), us(relayed.pct(0.5)), us(relayed.pct(0.99)),
+			us(add50), us(add99), us(relayed.pct(0.5)-proxied.pct(0.5)), us(relayed.pct(0.99)-proxied.pct(0.99)),
+			direct.errs, proxied.errs, relayed.errs, loadavg())
 		b.ReportMetric(us(add50), "added_p50_µs")
 		b.ReportMetric(us(add99), "added_p99_µs")
+		b.ReportMetric(us(relayed.pct(0.5)-proxied.pct(0.5)), "vs_plain_proxy_p50_µs")
 		b.ReportMetric(float64(relayed.pct(0.5))/float64(direct.pct(0.5)), "p50_ratio")
-		if relayed.errs > 0 || direct.errs > 0 {
-			b.Errorf("client errors: direct %d, relay %d", direct.errs, relayed.errs)
+		if relayed.errs > 0 || direct.errs > 0 || proxied.errs > 0 {
+			b.Errorf("client errors: direct %d, plain proxy %d, relay %d", direct.errs, proxied.errs, relayed.errs)
 		}
-		st := relay.Stats()
-		if st.Tokens == 0 {
+		if st := relay.Stats(); st.Tokens == 0 {
 			b.Errorf("relay counted no tokens: %+v", st)
 		}
 	}
