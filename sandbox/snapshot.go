@@ -633,7 +633,10 @@ func UntarSnapshot(r io.Reader, dir string, maxBytes int64) error {
 		return fmt.Errorf("untar snapshot: not gzip: %w", err)
 	}
 	defer gz.Close()
-	tr := tar.NewReader(gz)
+	// Bound what is decompressed, not only what is written: a small
+	// gzip bomb would otherwise have tar skip terabytes of padding.
+	budget := &byteBudget{r: gz, left: maxBytes + 16<<20}
+	tr := tar.NewReader(budget)
 	var total int64
 	for {
 		h, err := tr.Next()
@@ -650,6 +653,9 @@ func UntarSnapshot(r io.Reader, dir string, maxBytes int64) error {
 		dst := filepath.Join(dir, name)
 		switch h.Typeflag {
 		case tar.TypeDir:
+			if h.Size != 0 {
+				return fmt.Errorf("untar snapshot: directory entry %q carries %d bytes of data", h.Name, h.Size)
+			}
 			if err := os.MkdirAll(dst, 0o700); err != nil {
 				return fmt.Errorf("untar snapshot: %w", err)
 			}
@@ -676,4 +682,22 @@ func UntarSnapshot(r io.Reader, dir string, maxBytes int64) error {
 			return fmt.Errorf("untar snapshot: entry %q has type %q; a snapshot holds only files and directories", h.Name, h.Typeflag)
 		}
 	}
+}
+
+// byteBudget fails reads once more than left bytes have come through.
+type byteBudget struct {
+	r    io.Reader
+	left int64
+}
+
+func (b *byteBudget) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		return 0, errors.New("archive decompresses to more than the snapshot size limit")
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.r.Read(p)
+	b.left -= int64(n)
+	return n, err
 }

@@ -77,3 +77,25 @@ func FuzzUntarSnapshot(f *testing.F) {
 		}
 	})
 }
+
+func TestUntarSnapshotBoundsDecompression(t *testing.T) {
+	// A directory entry claiming data would make tar skip it all.
+	err := UntarSnapshot(bytes.NewReader(tarOf(t, &tar.Header{Name: "d/", Typeflag: tar.TypeDir, Size: 1 << 40, Mode: 0o700})), t.TempDir(), 1<<10)
+	if err == nil || !strings.Contains(err.Error(), "carries") {
+		t.Fatalf("dir with data: %v", err)
+	}
+	// 40,000 empty entries are 20 MiB of headers from a small archive:
+	// the decompression budget (limit + 16 MiB) stops them.
+	var hdrs []*tar.Header
+	for range 40000 {
+		hdrs = append(hdrs, &tar.Header{Name: "d/", Typeflag: tar.TypeDir, Mode: 0o700})
+	}
+	bomb := tarOf(t, hdrs...)
+	if len(bomb) > 1<<20 {
+		t.Fatalf("bomb is %d bytes compressed", len(bomb))
+	}
+	err = UntarSnapshot(bytes.NewReader(bomb), t.TempDir(), 1<<10)
+	if err == nil || !strings.Contains(err.Error(), "size limit") {
+		t.Fatalf("bomb: %v", err)
+	}
+}
