@@ -33,8 +33,20 @@ import (
 	"github.com/sandgate/sandgate/sandbox"
 )
 
-// TestMain lets the test binary serve as the sandbox's init shim.
+// roleModel is a minimal chat model for the in-sandbox benchmark.
+const roleModel = "sandgate-bench-model"
+
+// TestMain lets the test binary serve as the sandbox's init shim and model.
 func TestMain(m *testing.M) {
+	reexec.Register(roleModel, func() {
+		err := http.ListenAndServe("127.0.0.1:"+os.Args[1], http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.Copy(io.Discard, r.Body)
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = io.WriteString(w, reply)
+		}))
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	})
 	if reexec.Init() {
 		return
 	}
@@ -78,8 +90,12 @@ func (r run) pct(p float64) time.Duration {
 // openLoop fires requests at fixed instants regardless of earlier ones and
 // times each from its instant, so a stall lengthens latencies rather than
 // thinning the load. The first 10% (connection set-up) is dropped.
-func openLoop(target string) run {
-	tr := &http.Transport{MaxIdleConns: 2048, MaxIdleConnsPerHost: 2048}
+func openLoop(target string) run { return openLoopVia(target, nil) }
+
+// openLoopVia dials every connection with dial when it is set (the
+// sandbox's unix socket), else over TCP.
+func openLoopVia(target string, dial func(ctx context.Context, network, addr string) (net.Conn, error)) run {
+	tr := &http.Transport{MaxIdleConns: 2048, MaxIdleConnsPerHost: 2048, DialContext: dial}
 	c := &http.Client{Timeout: 30 * time.Second, Transport: tr}
 	defer tr.CloseIdleConnections()
 	n := int(float64(reqRate) * window.Seconds())
@@ -226,4 +242,67 @@ func BenchmarkProvisionTeardown(b *testing.B) {
 	b.ReportMetric(avg(start), "provision_ms")
 	b.ReportMetric(avg(stop), "teardown_ms")
 	b.ReportMetric(float64(start+stop)/float64(plain), "x_fork_exec")
+}
+
+// BenchmarkSandboxRelayAddedLatency: a model inside a real sandbox, reached
+// through the sandbox's unix socket directly (what WaitReady uses: the
+// init shim splices it to the model's port) and through the relay in front
+// of that socket, at the same open-loop load. Needs root.
+func BenchmarkSandboxRelayAddedLatency(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("the process provider needs root here")
+	}
+	p, err := sandbox.NewProcessProvider(sandbox.ProcessOptions{
+		ScratchRoot: b.TempDir(), CgroupParent: "sandgate-bench", Logger: slog.New(slog.DiscardHandler), SkipModelDigest: true,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer os.Remove("/sys/fs/cgroup/memory/sandgate-bench")
+	ctx := context.Background()
+	s, err := p.Start(ctx, sandbox.Spec{Name: "bench-model", Command: []string{roleModel, "18099"}, Port: 18099,
+		Relay:  &sandbox.RelayOptions{MaxRequests: 1 << 40, MaxTokens: 1 << 50},
+		Limits: sandbox.Limits{MemoryBytes: 512 << 20, Pids: 256, WallClock: 10 * time.Minute}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Stop(ctx)
+	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := s.WaitReady(rctx); err != nil {
+		b.Fatal(err)
+	}
+	sock := s.ScratchDir() + "/model.sock"
+	viaSocket := func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", sock)
+	}
+	for b.Loop() {
+		var direct, relayed run
+		for range 2 {
+			if r := openLoopVia("http://sandbox", viaSocket); direct.lat == nil || r.pct(0.99) < direct.pct(0.99) {
+				direct = r
+			}
+			if r := openLoop(s.Endpoint()); relayed.lat == nil || r.pct(0.99) > relayed.pct(0.99) {
+				relayed = r
+			}
+		}
+		add50, add99 := relayed.pct(0.5)-direct.pct(0.5), relayed.pct(0.99)-direct.pct(0.99)
+		fmt.Printf("in a sandbox, %d req/s open loop: socket p50 %.0f p99 %.0f µs | relay p50 %.0f p99 %.0f µs | added p50 %+.0f µs p99 %+.0f µs | errors %d/%d | load %s\n",
+			reqRate, us(direct.pct(0.5)), us(direct.pct(0.99)), us(relayed.pct(0.5)), us(relayed.pct(0.99)), us(add50), us(add99), direct.errs, relayed.errs, loadavg())
+		// Where the relay's time goes: its own view of each exchange
+		// (request read to reply written) against what the client saw.
+		var inside []time.Duration
+		for _, ex := range s.Relay().Transcript() {
+			inside = append(inside, ex.Latency)
+		}
+		slices.Sort(inside)
+		in := run{lat: inside}
+		fmt.Printf("  relay's own view of its last %d exchanges: p50 %.0f p99 %.0f µs\n", len(inside), us(in.pct(0.5)), us(in.pct(0.99)))
+		b.ReportMetric(us(add50), "added_p50_µs")
+		b.ReportMetric(us(add99), "added_p99_µs")
+		if relayed.errs > 0 || direct.errs > 0 {
+			b.Errorf("client errors: socket %d, relay %d", direct.errs, relayed.errs)
+		}
+	}
 }
