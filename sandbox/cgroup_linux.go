@@ -2,11 +2,13 @@ package sandbox
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -37,7 +39,7 @@ func newSandboxCgroup(v cgroupVersion, group string, lim Limits, log *slog.Logge
 	case cgroupV1:
 		return newCgroupV1(group, lim)
 	case cgroupV2:
-		return newCgroupV2(group, lim, log)
+		return newCgroupV2(cgroupRoot, group, lim, log)
 	}
 	return nil, fmt.Errorf("cgroup version %d: %w", v, ErrUnsupported)
 }
@@ -209,11 +211,12 @@ func (h *cgroupV1Handle) removeDirs() error {
 // ---- v2 ----
 
 type cgroupV2Handle struct {
+	root  string // the unified mount; a fake directory in unit tests
 	group string
 	m     *cgroup2.Manager
 }
 
-func newCgroupV2(group string, lim Limits, log *slog.Logger) (sandboxCgroup, error) {
+func newCgroupV2(root, group string, lim Limits, log *slog.Logger) (*cgroupV2Handle, error) {
 	res := &cgroup2.Resources{}
 	if lim.MemoryBytes > 0 {
 		m := lim.MemoryBytes
@@ -226,11 +229,11 @@ func newCgroupV2(group string, lim Limits, log *slog.Logger) (sandboxCgroup, err
 		q, per := cpuQuota(lim.CPUs), uint64(cpuPeriodUS)
 		res.CPU = &cgroup2.CPU{Max: cgroup2.NewCPUMax(&q, &per)}
 	}
-	m, err := cgroup2.NewManager(cgroupRoot, group, res)
+	m, err := cgroup2.NewManager(root, group, res)
 	if err != nil {
 		return nil, fmt.Errorf("create cgroup v2 %s: %w", group, err)
 	}
-	h := &cgroupV2Handle{group: group, m: m}
+	h := &cgroupV2Handle{root: root, group: group, m: m}
 	if lim.MemoryBytes > 0 {
 		// Best effort: the file exists only when the kernel accounts swap.
 		if err := os.WriteFile(filepath.Join(h.dir(), "memory.swap.max"), []byte("0"), 0); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -240,7 +243,7 @@ func newCgroupV2(group string, lim Limits, log *slog.Logger) (sandboxCgroup, err
 	return h, nil
 }
 
-func (h *cgroupV2Handle) dir() string    { return filepath.Join(cgroupRoot, h.group) }
+func (h *cgroupV2Handle) dir() string    { return filepath.Join(h.root, h.group) }
 func (h *cgroupV2Handle) Dirs() []string { return []string{h.dir()} }
 
 func (h *cgroupV2Handle) AddProc(pid int) error {
@@ -278,6 +281,143 @@ func (h *cgroupV2Handle) Delete() error {
 		return errors.Join(fmt.Errorf("delete cgroup %s: %w", h.group, err), rmdirRetry(h.dir()))
 	}
 	return nil
+}
+
+func (h *cgroupV2Handle) Freeze(ctx context.Context) error {
+	// cgroup.freeze is only the request; cgroup.events says when every
+	// task has actually stopped.
+	if err := os.WriteFile(filepath.Join(h.dir(), "cgroup.freeze"), []byte("1"), 0); err != nil {
+		return fmt.Errorf("freeze cgroup %s: %w", h.group, err)
+	}
+	return pollState(ctx, h, "FROZEN")
+}
+
+func (h *cgroupV2Handle) Thaw() error {
+	if err := os.WriteFile(filepath.Join(h.dir(), "cgroup.freeze"), []byte("0"), 0); err != nil {
+		return fmt.Errorf("thaw cgroup %s: %w", h.group, err)
+	}
+	return nil
+}
+
+func (h *cgroupV2Handle) FreezerState() (string, error) {
+	kv, err := readKV(filepath.Join(h.dir(), "cgroup.events"))
+	if err != nil {
+		return "", fmt.Errorf("cgroup %s freezer state: %w", h.group, err)
+	}
+	if v, ok := kv["frozen"]; !ok {
+		return "", fmt.Errorf("cgroup %s: cgroup.events has no frozen key (kernel before 5.2)", h.group)
+	} else if v == 1 {
+		return "FROZEN", nil
+	}
+	return "THAWED", nil
+}
+
+func (h *cgroupV2Handle) CPUUsage() (time.Duration, error) {
+	kv, err := readKV(filepath.Join(h.dir(), "cpu.stat"))
+	if err != nil {
+		return 0, fmt.Errorf("cgroup %s cpu usage: %w", h.group, err)
+	}
+	us, ok := kv["usage_usec"]
+	if !ok {
+		return 0, fmt.Errorf("cgroup %s: cpu.stat has no usage_usec", h.group)
+	}
+	return time.Duration(us) * time.Microsecond, nil
+}
+
+var v2StatFiles = []string{
+	"memory.current", "memory.peak", "memory.max", "memory.events", "memory.stat", "memory.swap.current",
+	"pids.current", "pids.max", "pids.events", "cpu.stat", "cpu.max", "cgroup.events", "cgroup.freeze", "cgroup.procs",
+}
+
+func (h *cgroupV2Handle) StatFiles() map[string]string {
+	return readStatFiles(h.root, []string{h.dir()}, v2StatFiles)
+}
+
+// ---- v1 freezer and accounting ----
+
+func (h *cgroupV1Handle) Freeze(ctx context.Context) error {
+	if !slices.Contains(h.subs, string(cgroup1.Freezer)) {
+		return fmt.Errorf("cgroup %s: the v1 freezer controller is not mounted: %w", h.group, ErrUnsupported)
+	}
+	// Written by hand rather than cg.Freeze(), which polls without end.
+	if err := os.WriteFile(filepath.Join(h.dir("freezer"), "freezer.state"), []byte("FROZEN"), 0); err != nil {
+		return fmt.Errorf("freeze cgroup %s: %w", h.group, err)
+	}
+	return pollState(ctx, h, "FROZEN")
+}
+
+func (h *cgroupV1Handle) Thaw() error {
+	if err := os.WriteFile(filepath.Join(h.dir("freezer"), "freezer.state"), []byte("THAWED"), 0); err != nil {
+		return fmt.Errorf("thaw cgroup %s: %w", h.group, err)
+	}
+	return nil
+}
+
+func (h *cgroupV1Handle) FreezerState() (string, error) {
+	b, err := os.ReadFile(filepath.Join(h.dir("freezer"), "freezer.state"))
+	if err != nil {
+		return "", fmt.Errorf("cgroup %s freezer state: %w", h.group, err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+func (h *cgroupV1Handle) CPUUsage() (time.Duration, error) {
+	ns, err := readUintFile(filepath.Join(h.dir("cpuacct"), "cpuacct.usage"))
+	if err != nil {
+		return 0, fmt.Errorf("cgroup %s cpu usage: %w", h.group, err)
+	}
+	return time.Duration(ns), nil
+}
+
+var v1StatFiles = []string{
+	"memory.usage_in_bytes", "memory.max_usage_in_bytes", "memory.limit_in_bytes", "memory.failcnt",
+	"memory.oom_control", "memory.stat", "pids.current", "pids.max", "pids.events",
+	"cpuacct.usage", "cpuacct.stat", "cpu.stat", "cpu.cfs_quota_us", "cpu.cfs_period_us", "freezer.state", "cgroup.procs",
+}
+
+func (h *cgroupV1Handle) StatFiles() map[string]string {
+	return readStatFiles(cgroupRoot, h.Dirs(), v1StatFiles)
+}
+
+// pollState waits for the freezer to reach want. A task in an
+// uninterruptible sleep can hold FREEZING for a while; ctx bounds that.
+func pollState(ctx context.Context, cg sandboxCgroup, want string) error {
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		st, err := cg.FreezerState()
+		if err != nil {
+			return err
+		}
+		if st == want {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("cgroup freezer still %s, want %s: %w", st, want, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+// readStatFiles reads each named file that exists in dirs, keyed by its
+// path relative to root.
+func readStatFiles(root string, dirs, names []string) map[string]string {
+	out := map[string]string{}
+	for _, d := range dirs {
+		for _, n := range names {
+			b, err := os.ReadFile(filepath.Join(d, n))
+			if err != nil {
+				continue
+			}
+			rel, err := filepath.Rel(root, filepath.Join(d, n))
+			if err != nil {
+				rel = filepath.Join(d, n)
+			}
+			out[rel] = string(b)
+		}
+	}
+	return out
 }
 
 // ---- helpers ----

@@ -1,9 +1,11 @@
 package sandbox
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // cgroupVersion is which hierarchy limits are written to.
@@ -25,9 +27,20 @@ type cgroupUsage struct {
 	PidsHits  uint64
 }
 
-// sandboxCgroup hides v1 versus v2 from the rest of the provider. The
-// freezer is kept in both so a later snapshot step can use it.
+// sandboxCgroup hides v1 versus v2 from the rest of the provider.
 type sandboxCgroup interface {
+	// Freeze stops every task and returns once the cgroup itself reports
+	// frozen (or ctx ends); Thaw undoes it.
+	Freeze(ctx context.Context) error
+	Thaw() error
+	// FreezerState is the kernel's word: v1 freezer.state, v2 "FROZEN" or
+	// "THAWED" from the frozen key of cgroup.events.
+	FreezerState() (string, error)
+	// CPUUsage is the CPU time every task of the group has used so far.
+	CPUUsage() (time.Duration, error)
+	// StatFiles are the raw accounting files, keyed by their path under
+	// the cgroup root, for snapshots.
+	StatFiles() map[string]string
 	AddProc(pid int) error
 	Procs() ([]int, error)
 	// KillAll SIGKILLs every process left, which matters only if something

@@ -64,6 +64,11 @@ type ProcessOptions struct {
 	// StopGrace is how long Stop waits after SIGTERM before SIGKILL
 	// (default 2s).
 	StopGrace time.Duration
+	// SkipModelDigest turns the poisoning guard off: no sha256 of the
+	// model's files before start (about a second per GB of weights here).
+	SkipModelDigest bool
+	// Snapshot configures Sandbox.Snapshot and the failure snapshots.
+	Snapshot SnapshotOptions
 	// Stdout and Stderr, when set, also receive the model's output.
 	Stdout, Stderr io.Writer
 	Logger         *slog.Logger
@@ -107,6 +112,7 @@ func (o ProcessOptions) withDefaults() ProcessOptions {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	o.Snapshot = o.Snapshot.withDefaults(o.ScratchRoot)
 	return o
 }
 
@@ -141,6 +147,15 @@ type Sandbox struct {
 
 	stopOnce sync.Once
 	stopErr  error
+
+	relayOpt   RelayOptions
+	hostTmpfs  bool // the writable areas are host tmpfs under scratch
+	snapOpt    SnapshotOptions
+	snapMu     sync.Mutex // one snapshot at a time; Stop waits for it
+	snapshots  []SnapshotInfo
+	stopping   bool // Stop began: the kill that follows is not a failure
+	stopped    bool // the cgroup and scratch dir are going or gone
+	modelFiles ModelDigest
 }
 
 // ID is unique per sandbox on this host.
@@ -189,12 +204,8 @@ func (s *Sandbox) Stats() Stats {
 	if s.relay != nil {
 		st.Relay = s.relay.Stats()
 	}
-	select {
-	case <-s.done:
-	default:
-		st.Running = true
-	}
 	s.mu.Lock()
+	st.Running = s.exited.IsZero()
 	u := s.usage
 	if st.Running {
 		u = s.cg.Usage()
@@ -296,6 +307,18 @@ func (s *Sandbox) stop(ctx context.Context) error {
 	if s.deadline != nil {
 		s.deadline.Stop()
 	}
+	s.mu.Lock()
+	s.stopping = true
+	s.mu.Unlock()
+	// A snapshot in progress finishes before anything is torn down; one
+	// asked for later is refused.
+	s.snapMu.Lock()
+	s.mu.Lock()
+	s.stopped = true
+	s.mu.Unlock()
+	s.snapMu.Unlock()
+	// A frozen tree cannot die (v1 holds even SIGKILL): thaw first.
+	_ = s.cg.Thaw()
 	var errs []error
 	select {
 	case <-s.done:
@@ -330,6 +353,11 @@ func (s *Sandbox) stop(ctx context.Context) error {
 	if s.relay != nil {
 		if err := s.relay.Close(); err != nil {
 			errs = append(errs, err)
+		}
+	}
+	if s.hostTmpfs {
+		if err := unmountScratch(s.scratch); err != nil {
+			errs = append(errs, fmt.Errorf("sandbox %s: %w", s.id, err))
 		}
 	}
 	if err := os.RemoveAll(s.scratch); err != nil {
@@ -412,6 +440,24 @@ func (s *Sandbox) watch(waited <-chan struct{}, cmd *exec.Cmd, reports <-chan sh
 	}
 	s.log.Info("sandbox model exited", "id", s.id, "exit_code", s.exitCode, "signal", s.signal,
 		"killed_by", s.killReason, "memory_peak", u.PeakBytes, "oom_kills", u.OOMKills)
+	// The deadline snapshot was taken before its kill; Stop's kill is no
+	// failure. Anything else that ended the model is.
+	reason := ""
+	switch {
+	case s.stopping || s.killReason == KilledByDeadline:
+	case s.killReason == KilledByOOM:
+		reason = "oom"
+	case s.killReason != "":
+		reason = "killed " + s.signal
+	case s.exitCode != 0:
+		reason = fmt.Sprintf("exit code %d", s.exitCode)
+	}
+	s.mu.Unlock()
+	if reason != "" {
+		// Before Done closes, so whoever waits on it finds the snapshot.
+		s.autoSnapshot(reason, false)
+	}
+	s.mu.Lock()
 	close(s.done)
 }
 

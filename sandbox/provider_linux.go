@@ -192,6 +192,19 @@ func (p *ProcessProvider) Start(ctx context.Context, spec Spec) (_ *Sandbox, ret
 			return nil, fmt.Errorf("sandbox %s: create scratch %s: %w", id, d, err)
 		}
 	}
+	// The writable areas are size-capped tmpfs mounted here on the host
+	// side, so they outlive the model: a snapshot after a crash can still
+	// tar them. Rootless, the shim mounts them inside instead.
+	hostTmpfs := p.mode == modeRoot
+	if hostTmpfs {
+		for _, a := range []struct{ dir, mode string }{{"tmp", "1777"}, {"home", "0700"}} {
+			opts := fmt.Sprintf("size=%d,mode=%s", p.opt.TmpfsBytes, a.mode)
+			if err := unix.Mount("sandgate-"+a.dir, filepath.Join(scratch, a.dir), "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
+				return nil, fmt.Errorf("sandbox %s: mount the writable %s tmpfs: %w", id, a.dir, err)
+			}
+		}
+		cleanups = append(cleanups, func() { _ = unmountScratch(scratch) })
+	}
 	socket := filepath.Join(scratch, "model.sock")
 	if spec.NoRelay {
 		socket = ""
@@ -210,6 +223,14 @@ func (p *ProcessProvider) Start(ctx context.Context, spec Spec) (_ *Sandbox, ret
 			log.Warn("sandbox start cleanup: delete cgroup", "err", err)
 		}
 	})
+
+	// The poisoning guard's "before": taken before the model can run.
+	before := ModelDigest{Skipped: true}
+	if !p.opt.SkipModelDigest {
+		if before, err = DigestModelFiles(spec); err != nil {
+			return nil, fmt.Errorf("sandbox %s: %w", id, err)
+		}
+	}
 
 	// Listeners the sandbox must not reach; the controls prove they are live.
 	probeLn, targets, err := openProbeTargets()
@@ -234,6 +255,9 @@ func (p *ProcessProvider) Start(ctx context.Context, spec Spec) (_ *Sandbox, ret
 	} else {
 		home, tmp = sandboxHome, sandboxTmp
 		cfg.Root = &rootConfig{Dir: filepath.Join(scratch, "root"), ReadOnly: readOnlyPaths(spec), TmpfsBytes: p.opt.TmpfsBytes}
+		if hostTmpfs {
+			cfg.Root.TmpSrc, cfg.Root.HomeSrc = filepath.Join(scratch, "tmp"), filepath.Join(scratch, "home")
+		}
 	}
 	cfg.Env = modelEnv(spec.Env, home, tmp)
 	if cfg.Dir == "" {
@@ -394,25 +418,45 @@ func (p *ProcessProvider) Start(ctx context.Context, spec Spec) (_ *Sandbox, ret
 	}
 
 	s := &Sandbox{
-		id:        id,
-		spec:      spec,
-		log:       log,
-		scratch:   scratch,
-		socket:    socket,
-		relay:     relay,
-		evidence:  ev,
-		isolation: iso,
-		cg:        cg,
-		proc:      cmd.Process,
-		stdout:    stdout,
-		stderr:    stderr,
-		stopGrace: p.opt.StopGrace,
-		started:   startedAt,
-		done:      make(chan struct{}),
+		id:         id,
+		spec:       spec,
+		log:        log,
+		scratch:    scratch,
+		socket:     socket,
+		relay:      relay,
+		evidence:   ev,
+		isolation:  iso,
+		cg:         cg,
+		proc:       cmd.Process,
+		stdout:     stdout,
+		stderr:     stderr,
+		stopGrace:  p.opt.StopGrace,
+		started:    startedAt,
+		done:       make(chan struct{}),
+		hostTmpfs:  hostTmpfs,
+		snapOpt:    p.opt.Snapshot,
+		modelFiles: before,
+	}
+	if spec.Relay != nil {
+		s.relayOpt = *spec.Relay
+	} else {
+		s.relayOpt = p.opt.Relay
+	}
+	if relay != nil {
+		relay.setOnBreach(func(budget string) { s.autoSnapshot(budget+" budget exceeded", false) })
 	}
 	if spec.Limits.WallClock > 0 {
 		s.deadline = time.AfterFunc(spec.Limits.WallClock, func() {
 			log.Warn("sandbox wall clock exceeded, killing", "limit", spec.Limits.WallClock)
+			if s.snapOpt.OnFailure {
+				// Frozen for the snapshot and left frozen, so the model
+				// does nothing past its deadline; kill, then thaw so the
+				// kill lands.
+				s.autoSnapshot("deadline", true)
+				s.kill(KilledByDeadline)
+				_ = s.cg.Thaw()
+				return
+			}
 			s.kill(KilledByDeadline)
 		})
 	}

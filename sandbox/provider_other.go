@@ -28,3 +28,5 @@ func (p *ProcessProvider) Preflight() error {
 func (p *ProcessProvider) Start(ctx context.Context, spec Spec) (*Sandbox, error) {
 	return nil, fmt.Errorf("start sandbox %q: %w", spec.Name, p.Preflight())
 }
+
+func unmountScratch(string) error { return nil }

@@ -20,6 +20,11 @@ type rootConfig struct {
 	ReadOnly []string `json:"read_only"`
 	// TmpfsBytes caps /tmp and the home directory, each.
 	TmpfsBytes int64 `json:"tmpfs_bytes"`
+	// TmpSrc and HomeSrc, when set, are host tmpfs mounts (already capped)
+	// bound read-write as /tmp and the home directory; otherwise fresh
+	// tmpfs are mounted inside.
+	TmpSrc  string `json:"tmp_src,omitempty"`
+	HomeSrc string `json:"home_src,omitempty"`
 }
 
 // systemDirs are bound read-only when the host has them. A merged-/usr
@@ -77,11 +82,16 @@ func enterScratchRoot(rc rootConfig) error {
 	// The writable areas come before the caller's binds, so that a WorkDir
 	// under /tmp on the host is bound on top of the tmpfs, not hidden by it.
 	size := strconv.FormatInt(rc.TmpfsBytes, 10)
-	if err := mountTmpfs(root, sandboxTmp, "size="+size+",mode=1777", 0); err != nil {
-		return err
-	}
-	if err := mountTmpfs(root, sandboxHome, "size="+size+",mode=0700", 0); err != nil {
-		return err
+	for _, a := range []struct{ src, dst, mode string }{{rc.TmpSrc, sandboxTmp, "1777"}, {rc.HomeSrc, sandboxHome, "0700"}} {
+		var err error
+		if a.src != "" {
+			err = bindWritable(root, a.src, a.dst)
+		} else {
+			err = mountTmpfs(root, a.dst, "size="+size+",mode="+a.mode, 0)
+		}
+		if err != nil {
+			return err
+		}
 	}
 	for _, p := range rc.ReadOnly {
 		if err := placeHostPath(root, p, false); err != nil {
@@ -198,6 +208,22 @@ func bindReadOnly(root, src, dst string, dev bool) error {
 	}
 	if err != nil {
 		return fmt.Errorf("scratch root: make %s read-only: %w", dst, err)
+	}
+	return nil
+}
+
+// bindWritable binds host directory src read-write at dst inside root,
+// without suid or device files.
+func bindWritable(root, src, dst string) error {
+	target := filepath.Join(root, dst)
+	if err := makeMountPoint(target, true); err != nil {
+		return err
+	}
+	if err := unix.Mount(src, target, "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("scratch root: bind %s at %s: %w", src, dst, err)
+	}
+	if err := unix.MountSetattr(-1, target, 0, &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV}); err != nil && !errors.Is(err, unix.ENOSYS) {
+		return fmt.Errorf("scratch root: %s nosuid,nodev: %w", dst, err)
 	}
 	return nil
 }

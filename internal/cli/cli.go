@@ -62,7 +62,7 @@ Exit codes: 0 released, 3 blocked by a gate, 2 bad input (nothing started), 1 ot
 	root.SetOut(env.Stdout)
 	root.SetErr(env.Stderr)
 	root.SetArgs(args)
-	root.AddCommand(newDevCmd(env), newReleaseCmd(env), newGateCmd(env), newAttestCmd(env), newDatasetsCmd(env), newCodecServerCmd(env), newShadowCmd(env), newSandboxCmd(env), newScheduleCmd(env))
+	root.AddCommand(newDevCmd(env), newReleaseCmd(env), newGateCmd(env), newAttestCmd(env), newDatasetsCmd(env), newCodecServerCmd(env), newShadowCmd(env), newSandboxCmd(env), newSnapshotCmd(env), newScheduleCmd(env))
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return ExitReleased

@@ -42,6 +42,7 @@ func newSandboxExecCmd(env Env) *cobra.Command {
 		evidence        bool
 		hostFS          bool
 		readOnly, vars  []string
+		snapshotDir     string
 	)
 	cmd := &cobra.Command{
 		Use:   "exec [flags] -- CMD [ARGS...]",
@@ -58,6 +59,11 @@ cgroup v2 subtree).
 --evidence prints, after the command's own output, the isolation evidence
 recorded inside the sandbox before the command ran, as JSON on stdout.
 
+--snapshot-dir DIR writes a forensic snapshot into a new directory under DIR when
+the command fails (non-zero exit, OOM kill, --timeout): manifest, cgroup stats,
+processes, stdout/stderr tails and a tar of its /tmp and home. Inspect it with
+'starter snapshot show'.
+
 Exit status: the command's own (128+N when signal N killed it); 124 when
 --timeout killed it; 125 when the sandbox could not be set up (the command
 never ran); 130 when interrupted; 2 for bad flags or a host that cannot sandbox.
@@ -73,9 +79,17 @@ Example:
 			if pids < 0 || cpus < 0 || timeout < 0 {
 				return withCode(ExitBadInput, errors.New("--pids, --cpus and --timeout must not be negative (0 means no limit)"))
 			}
-			p, err := sandbox.NewProcessProvider(sandbox.ProcessOptions{
+			popt := sandbox.ProcessOptions{
 				Stdout: env.Stdout, Stderr: env.Stderr, Logger: env.Logger, HostFilesystem: hostFS,
-			})
+			}
+			if snapshotDir != "" {
+				abs, err := filepath.Abs(snapshotDir)
+				if err != nil {
+					return withCode(ExitBadInput, fmt.Errorf("--snapshot-dir: %w", err))
+				}
+				popt.Snapshot = sandbox.SnapshotOptions{Root: abs, OnFailure: true}
+			}
+			p, err := sandbox.NewProcessProvider(popt)
 			if err != nil {
 				return withCode(ExitBadInput, err)
 			}
@@ -102,6 +116,7 @@ Example:
 	f.StringVar(&workDir, "workdir", "", "host directory bound read-only at the same path and used as the working directory")
 	f.StringArrayVar(&readOnly, "ro", nil, "further host path to bind read-only at the same path (repeatable)")
 	f.StringArrayVar(&vars, "env", nil, "KEY=value for the command's environment (repeatable; nothing is inherited)")
+	f.StringVar(&snapshotDir, "snapshot-dir", "", "on failure, write a snapshot (see 'starter snapshot show') under this directory")
 	f.BoolVar(&hostFS, "host-filesystem", false, "debug: show the host's tree instead of the scratch root (Landlock still confines writes)")
 	return cmd
 }
@@ -129,6 +144,9 @@ func runSandboxed(ctx context.Context, env Env, p *sandbox.ProcessProvider, spec
 		defer cancel()
 		_ = s.Stop(stopCtx)
 		return withCode(exitSandboxCanceled, fmt.Errorf("sandbox exec %s: %w", spec.Name, ctx.Err()))
+	}
+	for _, snap := range s.Snapshots() {
+		fmt.Fprintf(env.Stderr, "snapshot (%s): %s\n", snap.Manifest.Reason, snap.Dir)
 	}
 	if printEvidence {
 		enc := json.NewEncoder(env.Stdout)

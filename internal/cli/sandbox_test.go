@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -44,5 +45,34 @@ func TestSandboxExecHasNoEgress(t *testing.T) {
 	code = Run(context.Background(), Env{Stdout: &out, Stderr: &out, Getenv: os.Getenv}, []string{"sandbox", "exec", "--", bash, "-c", "echo inside; exit 7"})
 	if code != 7 || !strings.Contains(out.String(), "inside") {
 		t.Fatalf("exec did not stream output or pass the exit code: code %d\n%s", code, out.String())
+	}
+}
+
+func TestSandboxExecSnapshotOnFailure(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the process sandbox needs root here")
+	}
+	dir := t.TempDir()
+	var out bytes.Buffer
+	code := Run(context.Background(), Env{Stdout: &out, Stderr: &out, Getenv: os.Getenv},
+		[]string{"sandbox", "exec", "--snapshot-dir", dir, "--", "/bin/sh", "-c", "echo partial > /tmp/out; exit 4"})
+	if code != 4 || !strings.Contains(out.String(), "snapshot (exit code 4): "+dir) {
+		t.Fatalf("exit %d:\n%s", code, out.String())
+	}
+	snaps, _ := filepath.Glob(filepath.Join(dir, "*", "manifest.json"))
+	if len(snaps) != 1 {
+		t.Fatalf("manifests under %s: %v", dir, snaps)
+	}
+	out.Reset()
+	if code := Run(context.Background(), Env{Stdout: &out, Stderr: &out, Getenv: os.Getenv}, []string{"snapshot", "show", filepath.Dir(snaps[0])}); code != 0 || !strings.Contains(out.String(), "1 files") {
+		t.Fatalf("show: %d\n%s", code, out.String())
+	}
+	// Control: a command that succeeds leaves no snapshot.
+	ok := t.TempDir()
+	if code := Run(context.Background(), Env{Stdout: &out, Stderr: &out, Getenv: os.Getenv}, []string{"sandbox", "exec", "--snapshot-dir", ok, "--", "/bin/true"}); code != 0 {
+		t.Fatalf("true: %d", code)
+	}
+	if ents, _ := os.ReadDir(ok); len(ents) != 0 {
+		t.Fatalf("snapshot written for a command that succeeded: %v", ents)
 	}
 }

@@ -1,0 +1,308 @@
+// Package sandboxbench measures what the sandbox costs: the process
+// provider's provision + teardown time against a plain fork/exec of the
+// same command, and the relay's added latency per request against a direct
+// connection to the same model at 1,000 req/s open loop. Run (as root for
+// the provider benchmark):
+//
+//	go test -run '^$' -bench . -benchtime 1x ./bench/sandbox/
+//	go test -run '^$' -bench Provision -benchtime 20x ./bench/sandbox/
+//
+// Figures depend on the machine: each line prints the load average.
+package sandboxbench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sandgate/sandgate/internal/reexec"
+	"github.com/sandgate/sandgate/sandbox"
+)
+
+// roleModel is a minimal chat model for the in-sandbox benchmark.
+const roleModel = "sandgate-bench-model"
+
+// TestMain lets the test binary serve as the sandbox's init shim and model.
+func TestMain(m *testing.M) {
+	reexec.Register(roleModel, func() {
+		err := http.ListenAndServe("127.0.0.1:"+os.Args[1], http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.Copy(io.Discard, r.Body)
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = io.WriteString(w, reply)
+		}))
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	})
+	if reexec.Init() {
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// reqRate is requests per second, open loop; SANDBOX_BENCH_RATE overrides.
+var reqRate = func() int {
+	if v, err := strconv.Atoi(os.Getenv("SANDBOX_BENCH_RATE")); err == nil && v > 0 {
+		return v
+	}
+	return 1000
+}()
+
+const (
+	window = 3 * time.Second
+	body   = `{"model":"m","messages":[{"role":"user","content":"hello"}]}`
+	reply  = `{"choices":[{"message":{"role":"assistant","content":"hi"}}],"usage":{"prompt_tokens":5,"completion_tokens":1,"total_tokens":6}}`
+)
+
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	return strings.Join(strings.Fields(string(b))[:3], " ")
+}
+
+func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+
+type run struct {
+	lat  []time.Duration // sorted, warm-up excluded
+	errs int
+}
+
+func (r run) pct(p float64) time.Duration {
+	i := int(float64(len(r.lat))*p+0.5) - 1
+	return r.lat[max(0, min(i, len(r.lat)-1))]
+}
+
+// openLoop fires requests at fixed instants regardless of earlier ones and
+// times each from its instant, so a stall lengthens latencies rather than
+// thinning the load. The first 10% (connection set-up) is dropped.
+func openLoop(target string) run { return openLoopVia(target, nil) }
+
+// openLoopVia dials every connection with dial when it is set (the
+// sandbox's unix socket), else over TCP.
+func openLoopVia(target string, dial func(ctx context.Context, network, addr string) (net.Conn, error)) run {
+	tr := &http.Transport{MaxIdleConns: 2048, MaxIdleConnsPerHost: 2048, DialContext: dial}
+	c := &http.Client{Timeout: 30 * time.Second, Transport: tr}
+	defer tr.CloseIdleConnections()
+	n := int(float64(reqRate) * window.Seconds())
+	lat := make([]time.Duration, n)
+	bad := make([]bool, n)
+	var wg sync.WaitGroup
+	t0 := time.Now().Add(5 * time.Millisecond)
+	for i := range n {
+		at := t0.Add(time.Duration(i) * time.Second / time.Duration(reqRate))
+		time.Sleep(time.Until(at))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := c.Post(target+"/v1/chat/completions", "application/json", strings.NewReader(body))
+			if err == nil {
+				_, err = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					err = fmt.Errorf("HTTP %d", resp.StatusCode)
+				}
+			}
+			lat[i], bad[i] = time.Since(at), err != nil
+		}()
+	}
+	wg.Wait()
+	var r run
+	for i := n / 10; i < n; i++ {
+		if bad[i] {
+			r.errs++
+		}
+		r.lat = append(r.lat, lat[i])
+	}
+	slices.Sort(r.lat)
+	return r
+}
+
+// BenchmarkRelayAddedLatency: the same model reached directly, through a
+// plain httputil.ReverseProxy (the floor of any HTTP-aware hop) and through
+// the relay (request, byte and token budgets on, transcript on, no network
+// profile), alternately, twice each. The best direct and plain runs are the
+// baselines and the worse relay run is reported.
+func BenchmarkRelayAddedLatency(b *testing.B) {
+	model := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, reply)
+	}))
+	defer model.Close()
+	addr := model.Listener.Addr().String()
+	relay, err := sandbox.NewRelay(sandbox.RelayOptions{MaxRequests: 1 << 40, MaxTokens: 1 << 50, MaxBytes: 1 << 50}, sandbox.Upstream{
+		Host: addr,
+		Dial: func(ctx context.Context) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "tcp", addr)
+		},
+	}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer relay.Close()
+	u, _ := url.Parse(model.URL)
+	rp := httputil.NewSingleHostReverseProxy(u)
+	rp.Transport = &http.Transport{MaxIdleConnsPerHost: 128}
+	plain := httptest.NewServer(rp)
+	defer plain.Close()
+	best := func(cur *run, r run) {
+		if cur.lat == nil || r.pct(0.99) < cur.pct(0.99) {
+			*cur = r
+		}
+	}
+	for b.Loop() {
+		var direct, proxied, relayed run
+		for range 2 {
+			best(&direct, openLoop(model.URL))
+			best(&proxied, openLoop(plain.URL))
+			if r := openLoop(relay.URL()); relayed.lat == nil || r.pct(0.99) > relayed.pct(0.99) {
+				relayed = r
+			}
+		}
+		add50, add99 := relayed.pct(0.5)-direct.pct(0.5), relayed.pct(0.99)-direct.pct(0.99)
+		fmt.Printf("%d req/s open loop: direct p50 %.0f p99 %.0f µs | plain ReverseProxy p50 %.0f p99 %.0f µs | relay p50 %.0f p99 %.0f µs\n"+
+			"  relay added vs direct: p50 %+.0f µs p99 %+.0f µs (targets < 100, < 1000) | relay vs plain proxy: p50 %+.0f µs p99 %+.0f µs | errors %d/%d/%d | load %s\n",
+			reqRate, us(direct.pct(0.5)), us(direct.pct(0.99)), us(proxied.pct(0.5)), us(proxied.pct(0.99)), us(relayed.pct(0.5)), us(relayed.pct(0.99)),
+			us(add50), us(add99), us(relayed.pct(0.5)-proxied.pct(0.5)), us(relayed.pct(0.99)-proxied.pct(0.99)),
+			direct.errs, proxied.errs, relayed.errs, loadavg())
+		b.ReportMetric(us(add50), "added_p50_µs")
+		b.ReportMetric(us(add99), "added_p99_µs")
+		b.ReportMetric(us(relayed.pct(0.5)-proxied.pct(0.5)), "vs_plain_proxy_p50_µs")
+		b.ReportMetric(float64(relayed.pct(0.5))/float64(direct.pct(0.5)), "p50_ratio")
+		if relayed.errs > 0 || direct.errs > 0 || proxied.errs > 0 {
+			b.Errorf("client errors: direct %d, plain proxy %d, relay %d", direct.errs, proxied.errs, relayed.errs)
+		}
+		if st := relay.Stats(); st.Tokens == 0 {
+			b.Errorf("relay counted no tokens: %+v", st)
+		}
+	}
+}
+
+// BenchmarkProvisionTeardown: Start (namespaces, cgroup, scratch root,
+// evidence probes, seccomp, Landlock) + Stop (kill, cgroup removal, wipe)
+// of a sandbox running `true`, against fork/exec + wait of `true` in the
+// same run. Needs root.
+func BenchmarkProvisionTeardown(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("the process provider needs root here")
+	}
+	p, err := sandbox.NewProcessProvider(sandbox.ProcessOptions{
+		ScratchRoot: b.TempDir(), CgroupParent: "sandgate-bench", Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer os.Remove("/sys/fs/cgroup/memory/sandgate-bench")
+	spec := sandbox.Spec{Name: "bench", Command: []string{"/bin/true"}, NoRelay: true,
+		Limits: sandbox.Limits{CPUs: 1, MemoryBytes: 256 << 20, Pids: 64, WallClock: 30 * time.Second}}
+	ctx := context.Background()
+	var start, stop, plain time.Duration
+	n := 0
+	for b.Loop() {
+		t0 := time.Now()
+		if err := exec.Command("/bin/true").Run(); err != nil {
+			b.Fatal(err)
+		}
+		plain += time.Since(t0)
+
+		t0 = time.Now()
+		s, err := p.Start(ctx, spec)
+		if err != nil {
+			b.Fatal(err)
+		}
+		t1 := time.Now()
+		<-s.Done()
+		t2 := time.Now()
+		if rep, err := s.Teardown(ctx); err != nil || !rep.Wipe.Clean {
+			b.Fatalf("teardown: %v %+v", err, rep.Wipe)
+		}
+		start += t1.Sub(t0)
+		stop += time.Since(t2)
+		n++
+	}
+	avg := func(d time.Duration) float64 { return float64(d) / float64(n) / float64(time.Millisecond) }
+	fmt.Printf("provision %.1f ms + teardown (incl. wipe check and model-file digest) %.1f ms = %.1f ms vs fork/exec %.2f ms (%.0fx) over %d runs | load %s\n",
+		avg(start), avg(stop), avg(start+stop), avg(plain), float64(start+stop)/float64(plain), n, loadavg())
+	b.ReportMetric(avg(start), "provision_ms")
+	b.ReportMetric(avg(stop), "teardown_ms")
+	b.ReportMetric(float64(start+stop)/float64(plain), "x_fork_exec")
+}
+
+// BenchmarkSandboxRelayAddedLatency: a model inside a real sandbox, reached
+// through the sandbox's unix socket directly (what WaitReady uses: the
+// init shim splices it to the model's port) and through the relay in front
+// of that socket, at the same open-loop load. Needs root.
+func BenchmarkSandboxRelayAddedLatency(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("the process provider needs root here")
+	}
+	p, err := sandbox.NewProcessProvider(sandbox.ProcessOptions{
+		ScratchRoot: b.TempDir(), CgroupParent: "sandgate-bench", Logger: slog.New(slog.DiscardHandler), SkipModelDigest: true,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer os.Remove("/sys/fs/cgroup/memory/sandgate-bench")
+	ctx := context.Background()
+	s, err := p.Start(ctx, sandbox.Spec{Name: "bench-model", Command: []string{roleModel, "18099"}, Port: 18099,
+		Relay:  &sandbox.RelayOptions{MaxRequests: 1 << 40, MaxTokens: 1 << 50},
+		Limits: sandbox.Limits{MemoryBytes: 512 << 20, Pids: 256, WallClock: 10 * time.Minute}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Stop(ctx)
+	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := s.WaitReady(rctx); err != nil {
+		b.Fatal(err)
+	}
+	sock := s.ScratchDir() + "/model.sock"
+	viaSocket := func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", sock)
+	}
+	for b.Loop() {
+		var direct, relayed run
+		for range 2 {
+			if r := openLoopVia("http://sandbox", viaSocket); direct.lat == nil || r.pct(0.99) < direct.pct(0.99) {
+				direct = r
+			}
+			if r := openLoop(s.Endpoint()); relayed.lat == nil || r.pct(0.99) > relayed.pct(0.99) {
+				relayed = r
+			}
+		}
+		add50, add99 := relayed.pct(0.5)-direct.pct(0.5), relayed.pct(0.99)-direct.pct(0.99)
+		fmt.Printf("in a sandbox, %d req/s open loop: socket p50 %.0f p99 %.0f µs | relay p50 %.0f p99 %.0f µs | added p50 %+.0f µs p99 %+.0f µs | errors %d/%d | load %s\n",
+			reqRate, us(direct.pct(0.5)), us(direct.pct(0.99)), us(relayed.pct(0.5)), us(relayed.pct(0.99)), us(add50), us(add99), direct.errs, relayed.errs, loadavg())
+		// Where the relay's time goes: its own view of each exchange
+		// (request read to reply written) against what the client saw.
+		var inside []time.Duration
+		for _, ex := range s.Relay().Transcript() {
+			inside = append(inside, ex.Latency)
+		}
+		slices.Sort(inside)
+		in := run{lat: inside}
+		fmt.Printf("  relay's own view of its last %d exchanges: p50 %.0f p99 %.0f µs\n", len(inside), us(in.pct(0.5)), us(in.pct(0.99)))
+		b.ReportMetric(us(add50), "added_p50_µs")
+		b.ReportMetric(us(add99), "added_p99_µs")
+		if relayed.errs > 0 || direct.errs > 0 {
+			b.Errorf("client errors: socket %d, relay %d", direct.errs, relayed.errs)
+		}
+	}
+}
