@@ -64,8 +64,26 @@ func (a *Activities) Provision(ctx context.Context, in ProvisionInput) (SandboxR
 		},
 		Relay: &sandbox.RelayOptions{
 			MaxRequests:    s.Budget.Requests,
+			MaxTokens:      s.Budget.Tokens,
+			MaxBytes:       int64(s.Budget.Bytes),
 			RequestTimeout: time.Duration(s.Budget.Timeout),
 		},
+	}
+	if n := s.Network; n.Profile != "" || n.Latency > 0 || n.Jitter > 0 || n.Bandwidth > 0 {
+		p, err := sandbox.LookupProfile(n.Profile)
+		if err != nil {
+			return SandboxRef{}, badInput("model.sandbox.network.profile: %v", err)
+		}
+		if n.Latency > 0 {
+			p.Latency, p.Sigma = time.Duration(n.Latency), 0
+		}
+		if n.Jitter > 0 {
+			p.Jitter = time.Duration(n.Jitter)
+		}
+		if n.Bandwidth > 0 {
+			p.BytesPerSecond = int64(n.Bandwidth)
+		}
+		spec.Relay.Network = p
 	}
 	artifact, digest, err := artifactDigest(s.Command[0])
 	if err != nil {
@@ -129,6 +147,11 @@ type TeardownResult struct {
 	Stopped  []string
 	Missing  []string // not on this worker any more: died with a previous worker
 	StatsKey string
+	// Dirty lists sandboxes whose wipe check found something left;
+	// Poisoned those whose model files changed while they ran.
+	Dirty, Poisoned []string
+	// SnapshotKeys are the failure snapshots uploaded under snapshots/.
+	SnapshotKeys []string
 }
 
 // Teardown stops and wipes sandboxes. It always succeeds for sandboxes this
@@ -140,6 +163,7 @@ func (a *Activities) Teardown(ctx context.Context, in TeardownInput) (TeardownRe
 	}
 	var res TeardownResult
 	stats := map[string]any{}
+	reports := map[string]sandbox.TeardownReport{}
 	for _, ref := range in.Sandboxes {
 		a.mu.Lock()
 		sb := a.live[ref.SandboxID]
@@ -148,20 +172,73 @@ func (a *Activities) Teardown(ctx context.Context, in TeardownInput) (TeardownRe
 			res.Missing = append(res.Missing, ref.SandboxID)
 			continue
 		}
-		if err := sb.Stop(ctx); err != nil {
-			return res, fmt.Errorf("stop sandbox %s: %w", ref.SandboxID, err)
+		// Stop, then check nothing is left (process, cgroup, mount,
+		// scratch dir) and that the model did not write into its own files.
+		rep, terr := sb.Teardown(ctx)
+		if terr != nil && !rep.Wipe.Clean && len(rep.Wipe.Checked) == 0 {
+			return res, fmt.Errorf("stop sandbox %s: %w", ref.SandboxID, terr)
 		}
 		a.mu.Lock()
 		delete(a.live, ref.SandboxID)
 		a.mu.Unlock()
 		stats[ref.Role] = sb.Stats()
+		reports[ref.Role] = rep
+		if !rep.Wipe.Clean {
+			res.Dirty = append(res.Dirty, ref.SandboxID)
+		}
+		if rep.ModelFiles.Changed {
+			res.Poisoned = append(res.Poisoned, ref.SandboxID)
+		}
+		keys, err := a.uploadSnapshots(ctx, k, ref, sb)
+		if err != nil {
+			return res, err
+		}
+		res.SnapshotKeys = append(res.SnapshotKeys, keys...)
 		res.Stopped = append(res.Stopped, ref.SandboxID)
 	}
 	res.StatsKey = k.audit("teardown.json")
-	if _, err := a.putJSON(ctx, res.StatsKey, map[string]any{"stopped": res.Stopped, "missing": res.Missing, "stats": stats}); err != nil {
+	if _, err := a.putJSON(ctx, res.StatsKey, map[string]any{"stopped": res.Stopped, "missing": res.Missing, "stats": stats,
+		"teardown": reports, "snapshots": res.SnapshotKeys}); err != nil {
 		return res, err
 	}
 	return res, nil
+}
+
+// uploadSnapshots puts the failure snapshots a sandbox took (crash, OOM,
+// deadline, budget breach) under snapshots/ as .tar.gz, for
+// `starter snapshot show|replay`, and removes the local copies.
+func (a *Activities) uploadSnapshots(ctx context.Context, k keys, ref SandboxRef, sb *sandbox.Sandbox) ([]string, error) {
+	var out []string
+	for i, snap := range sb.Snapshots() {
+		path, cleanup, err := a.tempFile("snapshot-*.tar.gz")
+		if err != nil {
+			return out, err
+		}
+		err = func() error {
+			defer cleanup()
+			f, err := os.Create(path)
+			if err != nil {
+				return err
+			}
+			if err := sandbox.TarSnapshot(snap.Dir, f); err != nil {
+				f.Close()
+				return fmt.Errorf("snapshot %s: %w", snap.Dir, err)
+			}
+			if err := f.Close(); err != nil {
+				return err
+			}
+			key := must(k.l.Snapshot(fmt.Sprintf("%s-%02d.tar.gz", ref.Role, i)))
+			if _, err := a.Store.PutFile(ctx, key, path); err != nil {
+				return err
+			}
+			out = append(out, key)
+			return os.RemoveAll(snap.Dir)
+		}()
+		if err != nil {
+			return out, err
+		}
+	}
+	return out, nil
 }
 
 func (a *Activities) stopAndForget(ctx context.Context, id string) {

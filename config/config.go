@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sandgate/sandgate/gate"
+	"github.com/sandgate/sandgate/sandbox"
 	"github.com/sandgate/sandgate/shadow"
 )
 
@@ -70,6 +71,7 @@ type Sandbox struct {
 	Env      []string `yaml:"env,omitempty" json:"env,omitempty"`
 	Limits   Limits   `yaml:"limits,omitempty" json:"limits,omitempty"`
 	Budget   Budget   `yaml:"budget,omitempty" json:"budget,omitempty"`
+	Network  Network  `yaml:"network,omitempty" json:"network,omitempty"`
 }
 
 // Limits are the sandbox quotas.
@@ -84,6 +86,20 @@ type Limits struct {
 type Budget struct {
 	Requests int64    `yaml:"requests,omitempty" json:"requests,omitempty"`
 	Timeout  Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
+	// Tokens counts the model's reported usage (prompt + completion);
+	// Bytes counts request and response bodies. 0 means no limit.
+	Tokens int64    `yaml:"tokens,omitempty" json:"tokens,omitempty"`
+	Bytes  ByteSize `yaml:"bytes,omitempty" json:"bytes,omitempty"`
+}
+
+// Network shapes the relay's traffic: a named profile (lan, wan,
+// mobile-3g) and/or explicit latency, jitter and bandwidth, injected in user
+// space (this kernel has no netem).
+type Network struct {
+	Profile   string   `yaml:"profile,omitempty" json:"profile,omitempty"`
+	Latency   Duration `yaml:"latency,omitempty" json:"latency,omitempty"`
+	Jitter    Duration `yaml:"jitter,omitempty" json:"jitter,omitempty"`
+	Bandwidth ByteSize `yaml:"bandwidth,omitempty" json:"bandwidth,omitempty"` // bytes per second
 }
 
 // Suites configures each test stage.
@@ -513,6 +529,17 @@ func validateModel(path string, m *Model, add func(path, format string, args ...
 	}
 	if s.Limits.Pids < 4 {
 		add(path+".sandbox.limits.pids", "is %d; set at least 4", s.Limits.Pids)
+	}
+	if s.Budget.Tokens < 0 || s.Budget.Bytes < 0 {
+		add(path+".sandbox.budget", "tokens and bytes must not be negative (0 means no limit)")
+	}
+	if n := s.Network; n.Profile != "" {
+		if _, err := sandbox.LookupProfile(n.Profile); err != nil {
+			add(path+".sandbox.network.profile", "%v", err)
+		}
+	}
+	if n := s.Network; n.Latency < 0 || n.Jitter < 0 || n.Bandwidth < 0 {
+		add(path+".sandbox.network", "latency, jitter and bandwidth must not be negative")
 	}
 	if s.Budget.Requests < 0 {
 		add(path+".sandbox.budget.requests", "is negative; set 0 for no limit or a positive count")

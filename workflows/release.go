@@ -48,6 +48,7 @@ type release struct {
 	evidence      map[string]any
 	sessions      int
 	teardownMsg   string
+	poisoned      []string
 
 	waiting         string
 	waitingDeadline time.Time
@@ -499,10 +500,19 @@ func (r *release) teardown(ctx, sctx workflow.Context) {
 		r.setStage(ctx, StageTeardown, StateFailed, r.teardownMsg)
 		return
 	}
-	r.teardownMsg = fmt.Sprintf("stopped and wiped %d sandbox(es)", len(res.Stopped))
-	r.setStage(ctx, StageTeardown, StateDone, r.teardownMsg)
+	r.teardownMsg = fmt.Sprintf("stopped and wiped %d sandbox(es); wipe verified clean: %v; model files unchanged: %v", len(res.Stopped), len(res.Dirty) == 0, len(res.Poisoned) == 0)
+	if len(res.SnapshotKeys) > 0 {
+		r.teardownMsg += fmt.Sprintf("; %d failure snapshot(s) under snapshots/", len(res.SnapshotKeys))
+	}
+	state := StateDone
+	if len(res.Dirty) > 0 || len(res.Poisoned) > 0 {
+		state = StateFailed
+	}
+	r.poisoned = append(r.poisoned, res.Poisoned...)
+	r.setStage(ctx, StageTeardown, state, r.teardownMsg)
 	r.sandboxes = nil
-	if err := r.record(ctx, audit.KindTeardown, StageTeardown, []string{res.StatsKey}, map[string]any{"stopped": res.Stopped, "missing": res.Missing}, "", ""); err != nil {
+	if err := r.record(ctx, audit.KindTeardown, StageTeardown, append([]string{res.StatsKey}, res.SnapshotKeys...), map[string]any{"stopped": res.Stopped, "missing": res.Missing,
+		"dirty": res.Dirty, "model_files_changed": res.Poisoned}, "", ""); err != nil {
 		workflow.GetLogger(ctx).Error("audit teardown", "error", err)
 	}
 }
@@ -666,6 +676,11 @@ func (r *release) verdict() (string, []string) {
 	v := r.combinedGate()
 	if v.Verdict == "" {
 		return VerdictBlocked, []string{"no gate verdict"}
+	}
+	// A model that wrote into its own files while under test is not the
+	// model that was tested: the poisoning guard blocks it whatever the policy.
+	if len(r.poisoned) > 0 {
+		return VerdictBlocked, append(append([]string{}, v.Failed...), "sandbox-model-files-changed")
 	}
 	return v.Verdict, v.Failed
 }

@@ -78,7 +78,9 @@ func NewActivities(ctx context.Context, sc objstore.Config, logger *slog.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("connect to S3: %w", err)
 	}
-	provider, err := sandbox.NewProcessProvider(sandbox.ProcessOptions{Logger: logger})
+	// A model that crashes, is OOM-killed, hits its deadline or breaches a
+	// relay budget is frozen and snapshotted; teardown uploads the snapshot.
+	provider, err := sandbox.NewProcessProvider(sandbox.ProcessOptions{Logger: logger, Snapshot: sandbox.SnapshotOptions{OnFailure: true}})
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: %w", err)
 	}
