@@ -49,7 +49,9 @@ func (p *Proxy) mirror(job *mirrorJob) {
 		candTTFB, candCode = time.Since(start), resp.StatusCode
 		// Read to the end (so latency covers the whole reply, streamed or
 		// not), keeping only the capture limit in memory.
-		_, err = io.Copy(captureWriter{&cand}, resp.Body)
+		buf := p.bufs.Get()
+		_, err = io.CopyBuffer(captureWriter{&cand}, onlyReader{resp.Body}, buf)
+		p.bufs.Put(buf)
 		if err != nil {
 			return classifyMirror(p.workCtx, ctx, err), err
 		}
@@ -274,3 +276,8 @@ func responseText(api string, body []byte) string {
 	}
 	return string(trimmed)
 }
+
+// onlyReader hides WriterTo/ReaderFrom so io.CopyBuffer uses the pooled buffer.
+type onlyReader struct{ r io.Reader }
+
+func (o onlyReader) Read(b []byte) (int, error) { return o.r.Read(b) }

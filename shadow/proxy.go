@@ -197,6 +197,7 @@ func (s *ProxyStats) String() string {
 type Proxy struct {
 	cfg     ProxyConfig
 	rp      *httputil.ReverseProxy
+	bufs    *bufPool
 	candRT  http.RoundTripper
 	stats   ProxyStats
 	counter atomic.Uint64 // arrival counter for sampling without a request id
@@ -229,6 +230,7 @@ func NewProxy(cfg ProxyConfig) (*Proxy, error) {
 		p.candRT = newTransport(cfg.Workers)
 	}
 	inc := cfg.Incumbent
+	p.bufs = newBufPool()
 	p.rp = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(inc)
@@ -240,6 +242,7 @@ func NewProxy(cfg ProxyConfig) (*Proxy, error) {
 		// incumbent produces them, not when a buffer fills.
 		FlushInterval:  -1,
 		ModifyResponse: p.captureResponse,
+		BufferPool:     p.bufs,
 		ErrorHandler:   p.incumbentError,
 		ErrorLog:       slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
 	}
@@ -361,6 +364,14 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.stats.Sampled.Add(1)
+	// With the queue already full this mirror would be dropped at the end
+	// anyway: drop it now, before copying headers and bodies, so a slow
+	// candidate does not also cost the live path allocations (and GC).
+	if len(p.queue) == cap(p.queue) {
+		p.stats.DroppedQueueFull.Add(1)
+		p.rp.ServeHTTP(w, r)
+		return
+	}
 
 	job := &mirrorJob{
 		seq:       n,
