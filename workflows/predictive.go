@@ -10,7 +10,6 @@ import (
 	"github.com/sandgate/sandgate/activities"
 	"github.com/sandgate/sandgate/audit"
 	"github.com/sandgate/sandgate/config"
-	"github.com/sandgate/sandgate/gate"
 )
 
 // predictivePhase runs the suites of a classifier or regressor: fairness on a
@@ -91,23 +90,9 @@ func (r *release) predictivePhase(ctx, sctx workflow.Context, cand activities.Sa
 	}
 
 	if r.preGate == nil {
-		r.setStage(ctx, StageGate, StateRunning, "applying the policy")
-		var g activities.GateResult
-		if err := workflow.ExecuteActivity(r.opts(ctx, "gate", 2*time.Minute), a.Gate, activities.GateInput{
-			ReleaseID: r.in.ReleaseID, ModelName: cfg.Model.Name, Phase: gate.PhasePreShadow, Policy: cfg.Gate,
-			SuiteMetrics: r.suiteMetrics(), Evidence: r.gateEvidence(),
-		}).Get(ctx, &g); err != nil {
-			return fmt.Errorf("gate: %w", err)
-		}
-		r.preGate = &g
-		if err := r.record(ctx, audit.KindDecision, StageGate, []string{g.EvidenceKey}, map[string]any{"verdict": g.Verdict.Verdict, "failed": g.Verdict.Failed}, "", ""); err != nil {
+		if err := r.preShadowGate(ctx); err != nil {
 			return err
 		}
-		state := StateDone
-		if g.Verdict.Verdict == VerdictBlocked {
-			state = StateFailed
-		}
-		r.setStage(ctx, StageGate, state, gateSummary(g.Verdict))
 	}
 	r.setStage(ctx, StageShadow, StateSkipped, "shadow comparison runs for chat models; use `starter shadow proxy` to mirror OIP traffic")
 	return nil

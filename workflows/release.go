@@ -255,23 +255,9 @@ func (r *release) sandboxPhase(ctx workflow.Context) (err error) {
 	}
 
 	if r.preGate == nil {
-		r.setStage(ctx, StageGate, StateRunning, "applying the policy")
-		var g activities.GateResult
-		if err := workflow.ExecuteActivity(r.opts(ctx, "gate", 2*time.Minute), a.Gate, activities.GateInput{
-			ReleaseID: r.in.ReleaseID, ModelName: cfg.Model.Name, Phase: gate.PhasePreShadow, Policy: cfg.Gate,
-			Adversarial: r.advSummary, Privacy: r.privacy.Summary, SuiteMetrics: r.suiteMetrics(), Evidence: r.gateEvidence(),
-		}).Get(ctx, &g); err != nil {
-			return fmt.Errorf("gate: %w", err)
-		}
-		r.preGate = &g
-		if err := r.record(ctx, audit.KindDecision, StageGate, []string{g.EvidenceKey}, map[string]any{"verdict": g.Verdict.Verdict, "failed": g.Verdict.Failed}, "", ""); err != nil {
+		if err := r.preShadowGate(ctx); err != nil {
 			return err
 		}
-		state := StateDone
-		if g.Verdict.Verdict == VerdictBlocked {
-			state = StateFailed
-		}
-		r.setStage(ctx, StageGate, state, gateSummary(g.Verdict))
 	}
 	if r.preGate.Verdict.Verdict == VerdictBlocked {
 		r.setStage(ctx, StageShadow, StateSkipped, "gate blocked the release")
@@ -318,6 +304,34 @@ func (r *release) sandboxPhase(ctx workflow.Context) (err error) {
 		r.setStage(ctx, StageShadow, state, fmt.Sprintf("agreement %.2f (noise floor %.2f), p95 ratio %.2f; %s",
 			sr.Summary.ExactAgreement, sr.Summary.NoiseFloorAgreement, sr.Summary.LatencyP95Ratio, gateSummary(g.Verdict)))
 	}
+	return nil
+}
+
+// preShadowGate applies the policy's pre-shadow rules to everything the
+// release measured so far and records the decision.
+func (r *release) preShadowGate(ctx workflow.Context) error {
+	cfg := r.in.Config
+	r.setStage(ctx, StageGate, StateRunning, "applying the policy")
+	in := activities.GateInput{
+		ReleaseID: r.in.ReleaseID, ModelName: cfg.Model.Name, Phase: gate.PhasePreShadow, Policy: cfg.Gate,
+		Adversarial: r.advSummary, SuiteMetrics: r.suiteMetrics(), Evidence: r.gateEvidence(),
+	}
+	if r.privacy != nil {
+		in.Privacy = r.privacy.Summary
+	}
+	var g activities.GateResult
+	if err := workflow.ExecuteActivity(r.opts(ctx, "gate", 2*time.Minute), a.Gate, in).Get(ctx, &g); err != nil {
+		return fmt.Errorf("gate: %w", err)
+	}
+	r.preGate = &g
+	if err := r.record(ctx, audit.KindDecision, StageGate, []string{g.EvidenceKey}, map[string]any{"verdict": g.Verdict.Verdict, "failed": g.Verdict.Failed}, "", ""); err != nil {
+		return err
+	}
+	state := StateDone
+	if g.Verdict.Verdict == VerdictBlocked {
+		state = StateFailed
+	}
+	r.setStage(ctx, StageGate, state, gateSummary(g.Verdict))
 	return nil
 }
 
