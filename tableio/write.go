@@ -50,7 +50,9 @@ func WriteFile(path string, t modelapi.Table) error {
 		return fmt.Errorf("tableio: write %s: %w", path, err)
 	}
 	defer os.Remove(tmp.Name())
-	w := parquet.NewWriter(tmp, schema)
+	// A fixed created_by keeps the bytes the same whichever binary writes
+	// them (a test binary has no module version to put there).
+	w := parquet.NewWriter(tmp, schema, parquet.CreatedBy("sandgate tableio", "1", ""))
 	rows := make([]parquet.Row, 0, 1024)
 	flush := func() error {
 		if _, err := w.WriteRows(rows); err != nil {
