@@ -55,3 +55,26 @@ func TestPredictiveNamesTheField(t *testing.T) {
 }
 
 func readExample(name string) ([]byte, error) { return os.ReadFile("../examples/" + name) }
+
+func TestRedTeamPrivacyShadowFieldsNamed(t *testing.T) {
+	good := string(exampleBytes(t))
+	cases := []struct{ name, yaml, want string }{
+		{"unknown strategy", strings.Replace(good, "strategies: [search]", "strategies: [search, gcg]", 1), "suites.adversarial.adaptive.strategies[1]: \"gcg\" is not a strategy"},
+		{"pair without attacker", strings.Replace(good, "strategies: [search]", "strategies: [pair]", 1), "needs an attacker model"},
+		{"rate limit without a rate", strings.Replace(good, "rate_limit: {requests_per_second: 500, burst: 8}", "rate_limit: {burst: 8}", 1), "suites.adversarial.rate_limit"},
+		{"secret and format differ", strings.Replace(good, `format: "#### #### #### ####", secret: "4929 0731 6682 5510"`, `format: "####", secret: "4929 0731 6682 5510"`, 1), "suites.privacy.exposure.secrets[0]"},
+		{"unknown network profile", strings.Replace(good, "    budget: {requests: 100000, timeout: 30s}", "    budget: {requests: 100000, timeout: 30s}\n    network: {profile: satellite}", 1), "model.sandbox.network.profile"},
+		{"shadow rule with analysis", strings.Replace(good, "  shadow:\n    requests: 100\n", "  shadow:\n    requests: 100\n    analysis: {interval: 1m}\n", 1), "with suites.shadow.analysis the windows decide"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.yaml == good {
+				t.Fatal("the edit did not apply; update the test")
+			}
+			_, err := Parse([]byte(tc.yaml))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v\nwant it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
