@@ -133,7 +133,7 @@ func TestAIMDBacksOff(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opt := RunOptions{Concurrency: 32, Throttle: th, MaxRetries: 20, Backoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)}
+	opt := RunOptions{Concurrency: 32, Throttle: th, MaxRetries: 30, Backoff: time.Millisecond, MaxBackoff: 50 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)}
 	var tl Tally
 	if err := Run(context.Background(), &modelapi.Client{BaseURL: hs.URL}, testTarget, prompts(200), opt, func(r AttemptRow) error { tl.Add(r); return nil }); err != nil {
 		t.Fatal(err)
