@@ -1,9 +1,7 @@
 package fairness
 
 import (
-	"math"
-
-	"gonum.org/v1/gonum/mathext"
+	"github.com/sandgate/sandgate/internal/binom"
 )
 
 // ClopperPearson returns the exact two-sided interval for k successes in n
@@ -17,17 +15,7 @@ func ClopperPearson(k, n int, a float64) (lo, hi float64) {
 		return 0, 1
 	}
 	k = min(max(k, 0), n)
-	nf, kf := float64(n), float64(k)
-	switch k {
-	case 0:
-		lo, hi = 0, 1-math.Pow(a, 1/nf)
-	case n:
-		lo, hi = math.Pow(a, 1/nf), 1
-	default:
-		lo = mathext.InvRegIncBeta(kf, nf-kf+1, a)
-		hi = mathext.InvRegIncBeta(kf+1, nf-kf, 1-a)
-	}
-	return lo, hi
+	return binom.Lower(k, n, a), binom.Upper(k, n, a)
 }
 
 // ci95 is the two-sided 95% Clopper–Pearson interval used for every rate

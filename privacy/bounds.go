@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"math"
 
-	"gonum.org/v1/gonum/mathext"
+	"github.com/sandgate/sandgate/internal/binom"
 )
 
 // ClopperPearsonUpper is the exact one-sided upper confidence bound at
@@ -16,13 +16,7 @@ func ClopperPearsonUpper(k, n int, a float64) (float64, error) {
 	if err := checkBinom(k, n, a); err != nil {
 		return 0, err
 	}
-	switch k {
-	case n:
-		return 1, nil
-	case 0:
-		return -math.Expm1(math.Log(a) / float64(n)), nil
-	}
-	return mathext.InvRegIncBeta(float64(k+1), float64(n-k), 1-a), nil
+	return binom.Upper(k, n, a), nil
 }
 
 // ClopperPearsonLower is the one-sided lower bound at level a:
@@ -31,13 +25,7 @@ func ClopperPearsonLower(k, n int, a float64) (float64, error) {
 	if err := checkBinom(k, n, a); err != nil {
 		return 0, err
 	}
-	switch k {
-	case 0:
-		return 0, nil
-	case n:
-		return math.Exp(math.Log(a) / float64(n)), nil
-	}
-	return mathext.InvRegIncBeta(float64(k), float64(n-k+1), a), nil
+	return binom.Lower(k, n, a), nil
 }
 
 func checkBinom(k, n int, a float64) error {

@@ -7,7 +7,7 @@ import (
 	"math"
 	"math/rand/v2"
 
-	"gonum.org/v1/gonum/mathext"
+	"github.com/sandgate/sandgate/internal/binom"
 )
 
 // ClopperPearsonUpper is the one-sided Clopper–Pearson upper bound at level
@@ -15,13 +15,10 @@ import (
 // ub(k,n) = BetaInv(1−a; k+1, n−k), ub(n,n) = 1, ub(0,n) = 1 − a^{1/n}.
 // With n == 0 it is 1.
 func ClopperPearsonUpper(k, n int, a float64) float64 {
-	switch {
-	case n <= 0 || k >= n:
+	if n <= 0 {
 		return 1
-	case k <= 0:
-		return 1 - math.Pow(a, 1/float64(n))
 	}
-	return mathext.InvRegIncBeta(float64(k+1), float64(n-k), 1-a)
+	return binom.Upper(min(max(k, 0), n), n, a)
 }
 
 // NoiseConfig configures NoiseFlipRate.
