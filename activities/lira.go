@@ -61,7 +61,7 @@ func liraScores(ctx context.Context, recipe string, shadows int, seed uint64, po
 				idx = append(idx, i)
 			}
 		}
-		train := takeRows(pool, idx)
+		train := pool.Take(idx)
 		ys := make([]int, len(idx))
 		for j, i := range idx {
 			ys[j] = labels[i]
@@ -89,26 +89,4 @@ func liraScores(ctx context.Context, recipe string, shadows int, seed uint64, po
 		return nil, false, fmt.Errorf("lira: %w", err)
 	}
 	return res.Score, true, nil
-}
-
-// takeRows copies rows idx of t.
-func takeRows(t modelapi.Table, idx []int) modelapi.Table {
-	out := modelapi.Table{Columns: make([]modelapi.Column, len(t.Columns))}
-	for ci, c := range t.Columns {
-		nc := modelapi.Column{Name: c.Name, Type: c.Type}
-		for _, i := range idx {
-			switch c.Type {
-			case modelapi.Float64:
-				nc.Floats = append(nc.Floats, c.Floats[i])
-			case modelapi.Int64:
-				nc.Ints = append(nc.Ints, c.Ints[i])
-			case modelapi.String:
-				nc.Strings = append(nc.Strings, c.Strings[i])
-			case modelapi.Bool:
-				nc.Bools = append(nc.Bools, c.Bools[i])
-			}
-		}
-		out.Columns[ci] = nc
-	}
-	return out
 }

@@ -125,7 +125,7 @@ func (a *Activities) MembershipSuite(ctx context.Context, in SuiteInput) (SuiteR
 	}
 	if mc.Shadows > 0 {
 		pool := members
-		appendTable(&pool, nonMembers)
+		pool.Append(nonMembers)
 		target := make([]float64, 0, len(memberStats)+len(nonMemberStats))
 		for _, st := range append(append([]privacy.MIAStats(nil), memberStats...), nonMemberStats...) {
 			target = append(target, st.Logit)

@@ -318,23 +318,8 @@ type tabularModel struct {
 }
 
 func (m *tabularModel) table(batch [][]float64) modelapi.Table {
-	t := modelapi.Table{Columns: make([]modelapi.Column, len(m.base.Columns))}
-	for ci, c := range m.base.Columns {
-		nc := modelapi.Column{Name: c.Name, Type: c.Type}
-		for range batch {
-			switch c.Type {
-			case modelapi.String:
-				nc.Strings = append(nc.Strings, c.Strings[0])
-			case modelapi.Bool:
-				nc.Bools = append(nc.Bools, c.Bools[0])
-			case modelapi.Int64:
-				nc.Ints = append(nc.Ints, c.Ints[0])
-			default:
-				nc.Floats = append(nc.Floats, c.Floats[0])
-			}
-		}
-		t.Columns[ci] = nc
-	}
+	// len(batch) copies of the profile, then the attack's numeric values.
+	t := m.base.Take(make([]int, len(batch)))
 	for bi, x := range batch {
 		for k, ci := range m.numeric {
 			v := m.lo[k] + x[k]*(m.hi[k]-m.lo[k])

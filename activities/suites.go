@@ -124,8 +124,8 @@ func (a *Activities) readPopulation(ctx context.Context, ref TabularDataRef, inp
 			if err != nil {
 				return fmt.Errorf("%s: %w", key, err)
 			}
-			appendTable(&p.Features, feat)
-			appendTable(&p.Extra, ex)
+			p.Features.Append(feat)
+			p.Extra.Append(ex)
 			for _, l := range links {
 				p.ID = append(p.ID, l.ID)
 				tw := int64(-1)
@@ -165,22 +165,6 @@ func readLinks(path string) ([]linkRow, error) {
 		return nil, fmt.Errorf("read id, twin_of, flipped_attribute: %w", err)
 	}
 	return out[:n], nil
-}
-
-// appendTable appends src's rows to dst, column by column (same names and
-// types, as every part of one dataset has).
-func appendTable(dst *modelapi.Table, src modelapi.Table) {
-	if len(dst.Columns) == 0 {
-		dst.Columns = append([]modelapi.Column(nil), src.Columns...)
-		return
-	}
-	for i := range dst.Columns {
-		d, s := &dst.Columns[i], src.Columns[i]
-		d.Floats = append(d.Floats, s.Floats...)
-		d.Ints = append(d.Ints, s.Ints...)
-		d.Strings = append(d.Strings, s.Strings...)
-		d.Bools = append(d.Bools, s.Bools...)
-	}
 }
 
 // text renders row i of a column as the group label fairness metrics use.

@@ -166,6 +166,44 @@ func (t Table) Slice(lo, hi int) Table {
 	return out
 }
 
+// Take returns a copy of rows idx of t, in that order; an index may repeat.
+func (t Table) Take(idx []int) Table {
+	out := Table{Columns: make([]Column, len(t.Columns))}
+	for ci, c := range t.Columns {
+		nc := Column{Name: c.Name, Type: c.Type}
+		for _, i := range idx {
+			switch c.Type {
+			case Float64:
+				nc.Floats = append(nc.Floats, c.Floats[i])
+			case Int64:
+				nc.Ints = append(nc.Ints, c.Ints[i])
+			case String:
+				nc.Strings = append(nc.Strings, c.Strings[i])
+			case Bool:
+				nc.Bools = append(nc.Bools, c.Bools[i])
+			}
+		}
+		out.Columns[ci] = nc
+	}
+	return out
+}
+
+// Append adds src's rows to t. src must have t's columns in t's order (as
+// the parts of one dataset do); an empty t takes src's columns.
+func (t *Table) Append(src Table) {
+	if len(t.Columns) == 0 {
+		t.Columns = append([]Column(nil), src.Columns...)
+		return
+	}
+	for i := range t.Columns {
+		d, s := &t.Columns[i], src.Columns[i]
+		d.Floats = append(d.Floats, s.Floats...)
+		d.Ints = append(d.Ints, s.Ints...)
+		d.Strings = append(d.Strings, s.Strings...)
+		d.Bools = append(d.Bools, s.Bools...)
+	}
+}
+
 // Validate reports the first problem: no columns, an empty or duplicate
 // name, an unknown type, a column whose length differs from the first's,
 // or a NaN/Inf float (JSON cannot carry it).
