@@ -3,79 +3,16 @@ package shadow
 import (
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"slices"
-	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/sandgate/sandgate/internal/openloop"
 )
 
-// loadResult is one open-loop run: every request's latency measured from
-// the time it was SCHEDULED, so a stalled server cannot hide its stall by
-// delaying the requests behind it (coordinated omission).
-type loadResult struct {
-	lat    []time.Duration // sorted
-	errors int
-}
-
-func (r loadResult) pct(p float64) time.Duration {
-	if len(r.lat) == 0 {
-		return 0
-	}
-	i := int(float64(len(r.lat))*p/100+0.5) - 1
-	return r.lat[max(0, min(i, len(r.lat)-1))]
-}
-
 func msf(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-
-// openLoop sends rate requests per second for dur to target, each on its
-// own goroutine at its scheduled instant whether or not earlier ones have
-// finished. The first warm share of requests (connection set-up) is not
-// counted.
-func openLoop(ctx context.Context, c *http.Client, target string, rate int, dur time.Duration) loadResult {
-	n := int(float64(rate) * dur.Seconds())
-	warm := n / 10
-	interval := time.Second / time.Duration(rate)
-	lat := make([]time.Duration, n)
-	errs := make([]bool, n)
-	var wg sync.WaitGroup
-	start := time.Now().Add(5 * time.Millisecond)
-	for i := range n {
-		at := start.Add(time.Duration(i) * interval)
-		if d := time.Until(at); d > 0 {
-			time.Sleep(d)
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, target, strings.NewReader(chatBody))
-			req.Header.Set("Content-Type", "application/json")
-			resp, err := c.Do(req)
-			if err == nil {
-				_, err = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusOK {
-					err = fmt.Errorf("HTTP %d", resp.StatusCode)
-				}
-			}
-			lat[i], errs[i] = time.Since(at), err != nil
-		}()
-	}
-	wg.Wait()
-	var r loadResult
-	for i := warm; i < n; i++ {
-		if errs[i] {
-			r.errors++
-		}
-		r.lat = append(r.lat, lat[i])
-	}
-	slices.Sort(r.lat)
-	return r
-}
 
 func loadClient() *http.Client {
 	return &http.Client{
@@ -174,16 +111,16 @@ func TestProxyLoadCandidateDoesNotCouple(t *testing.T) {
 	incURL := serve(t, delayedModel(incDelay, "incumbent"))
 	scen := mirrorScenarios(t, incURL, incDelay, stop)
 	ctx := context.Background()
-	run := func(s scenario) loadResult {
-		r := openLoop(ctx, loadClient(), s.target, rate, dur)
+	run := func(s scenario) openloop.Result {
+		r := openloop.Run(ctx, loadClient(), s.target, chatBody, rate, dur)
 		extra := ""
 		if s.stats != nil {
 			st := s.stats()
 			extra = fmt.Sprintf(" mirrored=%d dropped_queue_full=%d candidate_errors=%d", st.Mirrored, st.DroppedQueueFull, st.CandidateErrors)
 		}
-		t.Logf("%-32s p50 %7.2f ms  p99 %8.2f ms  errors %d%s", s.name, msf(r.pct(50)), msf(r.pct(99)), r.errors, extra)
-		if r.errors > 0 {
-			t.Errorf("%s: %d client errors", s.name, r.errors)
+		t.Logf("%-32s p50 %7.2f ms  p99 %8.2f ms  errors %d%s", s.name, msf(r.Quantile(0.5)), msf(r.Quantile(0.99)), r.Errors, extra)
+		if r.Errors > 0 {
+			t.Errorf("%s: %d client errors", s.name, r.Errors)
 		}
 		return r
 	}
@@ -193,10 +130,10 @@ func TestProxyLoadCandidateDoesNotCouple(t *testing.T) {
 		for attempt := 1; attempt <= 3; attempt++ {
 			base, r := run(scen[0]), run(s)
 			why = ""
-			if lim := max(2*base.pct(50), base.pct(50)+100*time.Millisecond); r.pct(50) > lim {
-				why = fmt.Sprintf("p50 %v > %v (normal candidate p50 %v): the primary path waits for the mirror", r.pct(50), lim, base.pct(50))
-			} else if lim := max(3*base.pct(99), base.pct(99)+time.Second); r.pct(99) > lim {
-				why = fmt.Sprintf("p99 %v > %v (normal candidate p99 %v)", r.pct(99), lim, base.pct(99))
+			if lim := max(2*base.Quantile(0.5), base.Quantile(0.5)+100*time.Millisecond); r.Quantile(0.5) > lim {
+				why = fmt.Sprintf("p50 %v > %v (normal candidate p50 %v): the primary path waits for the mirror", r.Quantile(0.5), lim, base.Quantile(0.5))
+			} else if lim := max(3*base.Quantile(0.99), base.Quantile(0.99)+time.Second); r.Quantile(0.99) > lim {
+				why = fmt.Sprintf("p99 %v > %v (normal candidate p99 %v)", r.Quantile(0.99), lim, base.Quantile(0.99))
 			}
 			if why == "" {
 				break

@@ -25,10 +25,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/sandgate/sandgate/internal/openloop"
 	"github.com/sandgate/sandgate/internal/reexec"
 	"github.com/sandgate/sandgate/sandbox"
 )
@@ -77,15 +77,7 @@ func loadavg() string {
 
 func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
 
-type run struct {
-	lat  []time.Duration // sorted, warm-up excluded
-	errs int
-}
-
-func (r run) pct(p float64) time.Duration {
-	i := int(float64(len(r.lat))*p+0.5) - 1
-	return r.lat[max(0, min(i, len(r.lat)-1))]
-}
+type run = openloop.Result
 
 // openLoop fires requests at fixed instants regardless of earlier ones and
 // times each from its instant, so a stall lengthens latencies rather than
@@ -96,40 +88,9 @@ func openLoop(target string) run { return openLoopVia(target, nil) }
 // sandbox's unix socket), else over TCP.
 func openLoopVia(target string, dial func(ctx context.Context, network, addr string) (net.Conn, error)) run {
 	tr := &http.Transport{MaxIdleConns: 2048, MaxIdleConnsPerHost: 2048, DialContext: dial}
-	c := &http.Client{Timeout: 30 * time.Second, Transport: tr}
 	defer tr.CloseIdleConnections()
-	n := int(float64(reqRate) * window.Seconds())
-	lat := make([]time.Duration, n)
-	bad := make([]bool, n)
-	var wg sync.WaitGroup
-	t0 := time.Now().Add(5 * time.Millisecond)
-	for i := range n {
-		at := t0.Add(time.Duration(i) * time.Second / time.Duration(reqRate))
-		time.Sleep(time.Until(at))
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			resp, err := c.Post(target+"/v1/chat/completions", "application/json", strings.NewReader(body))
-			if err == nil {
-				_, err = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusOK {
-					err = fmt.Errorf("HTTP %d", resp.StatusCode)
-				}
-			}
-			lat[i], bad[i] = time.Since(at), err != nil
-		}()
-	}
-	wg.Wait()
-	var r run
-	for i := n / 10; i < n; i++ {
-		if bad[i] {
-			r.errs++
-		}
-		r.lat = append(r.lat, lat[i])
-	}
-	slices.Sort(r.lat)
-	return r
+	c := &http.Client{Timeout: 30 * time.Second, Transport: tr}
+	return openloop.Run(context.Background(), c, target+"/v1/chat/completions", body, reqRate, window)
 }
 
 // BenchmarkRelayAddedLatency: the same model reached directly, through a
@@ -162,7 +123,7 @@ func BenchmarkRelayAddedLatency(b *testing.B) {
 	plain := httptest.NewServer(rp)
 	defer plain.Close()
 	best := func(cur *run, r run) {
-		if cur.lat == nil || r.pct(0.99) < cur.pct(0.99) {
+		if cur.Latencies == nil || r.Quantile(0.99) < cur.Quantile(0.99) {
 			*cur = r
 		}
 	}
@@ -171,22 +132,22 @@ func BenchmarkRelayAddedLatency(b *testing.B) {
 		for range 2 {
 			best(&direct, openLoop(model.URL))
 			best(&proxied, openLoop(plain.URL))
-			if r := openLoop(relay.URL()); relayed.lat == nil || r.pct(0.99) > relayed.pct(0.99) {
+			if r := openLoop(relay.URL()); relayed.Latencies == nil || r.Quantile(0.99) > relayed.Quantile(0.99) {
 				relayed = r
 			}
 		}
-		add50, add99 := relayed.pct(0.5)-direct.pct(0.5), relayed.pct(0.99)-direct.pct(0.99)
+		add50, add99 := relayed.Quantile(0.5)-direct.Quantile(0.5), relayed.Quantile(0.99)-direct.Quantile(0.99)
 		fmt.Printf("%d req/s open loop: direct p50 %.0f p99 %.0f µs | plain ReverseProxy p50 %.0f p99 %.0f µs | relay p50 %.0f p99 %.0f µs\n"+
 			"  relay added vs direct: p50 %+.0f µs p99 %+.0f µs (targets < 100, < 1000) | relay vs plain proxy: p50 %+.0f µs p99 %+.0f µs | errors %d/%d/%d | load %s\n",
-			reqRate, us(direct.pct(0.5)), us(direct.pct(0.99)), us(proxied.pct(0.5)), us(proxied.pct(0.99)), us(relayed.pct(0.5)), us(relayed.pct(0.99)),
-			us(add50), us(add99), us(relayed.pct(0.5)-proxied.pct(0.5)), us(relayed.pct(0.99)-proxied.pct(0.99)),
-			direct.errs, proxied.errs, relayed.errs, loadavg())
+			reqRate, us(direct.Quantile(0.5)), us(direct.Quantile(0.99)), us(proxied.Quantile(0.5)), us(proxied.Quantile(0.99)), us(relayed.Quantile(0.5)), us(relayed.Quantile(0.99)),
+			us(add50), us(add99), us(relayed.Quantile(0.5)-proxied.Quantile(0.5)), us(relayed.Quantile(0.99)-proxied.Quantile(0.99)),
+			direct.Errors, proxied.Errors, relayed.Errors, loadavg())
 		b.ReportMetric(us(add50), "added_p50_µs")
 		b.ReportMetric(us(add99), "added_p99_µs")
-		b.ReportMetric(us(relayed.pct(0.5)-proxied.pct(0.5)), "vs_plain_proxy_p50_µs")
-		b.ReportMetric(float64(relayed.pct(0.5))/float64(direct.pct(0.5)), "p50_ratio")
-		if relayed.errs > 0 || direct.errs > 0 || proxied.errs > 0 {
-			b.Errorf("client errors: direct %d, plain proxy %d, relay %d", direct.errs, proxied.errs, relayed.errs)
+		b.ReportMetric(us(relayed.Quantile(0.5)-proxied.Quantile(0.5)), "vs_plain_proxy_p50_µs")
+		b.ReportMetric(float64(relayed.Quantile(0.5))/float64(direct.Quantile(0.5)), "p50_ratio")
+		if relayed.Errors > 0 || direct.Errors > 0 || proxied.Errors > 0 {
+			b.Errorf("client errors: direct %d, plain proxy %d, relay %d", direct.Errors, proxied.Errors, relayed.Errors)
 		}
 		if st := relay.Stats(); st.Tokens == 0 {
 			b.Errorf("relay counted no tokens: %+v", st)
@@ -280,16 +241,16 @@ func BenchmarkSandboxRelayAddedLatency(b *testing.B) {
 	for b.Loop() {
 		var direct, relayed run
 		for range 2 {
-			if r := openLoopVia("http://sandbox", viaSocket); direct.lat == nil || r.pct(0.99) < direct.pct(0.99) {
+			if r := openLoopVia("http://sandbox", viaSocket); direct.Latencies == nil || r.Quantile(0.99) < direct.Quantile(0.99) {
 				direct = r
 			}
-			if r := openLoop(s.Endpoint()); relayed.lat == nil || r.pct(0.99) > relayed.pct(0.99) {
+			if r := openLoop(s.Endpoint()); relayed.Latencies == nil || r.Quantile(0.99) > relayed.Quantile(0.99) {
 				relayed = r
 			}
 		}
-		add50, add99 := relayed.pct(0.5)-direct.pct(0.5), relayed.pct(0.99)-direct.pct(0.99)
+		add50, add99 := relayed.Quantile(0.5)-direct.Quantile(0.5), relayed.Quantile(0.99)-direct.Quantile(0.99)
 		fmt.Printf("in a sandbox, %d req/s open loop: socket p50 %.0f p99 %.0f µs | relay p50 %.0f p99 %.0f µs | added p50 %+.0f µs p99 %+.0f µs | errors %d/%d | load %s\n",
-			reqRate, us(direct.pct(0.5)), us(direct.pct(0.99)), us(relayed.pct(0.5)), us(relayed.pct(0.99)), us(add50), us(add99), direct.errs, relayed.errs, loadavg())
+			reqRate, us(direct.Quantile(0.5)), us(direct.Quantile(0.99)), us(relayed.Quantile(0.5)), us(relayed.Quantile(0.99)), us(add50), us(add99), direct.Errors, relayed.Errors, loadavg())
 		// Where the relay's time goes: its own view of each exchange
 		// (request read to reply written) against what the client saw.
 		var inside []time.Duration
@@ -297,12 +258,12 @@ func BenchmarkSandboxRelayAddedLatency(b *testing.B) {
 			inside = append(inside, ex.Latency)
 		}
 		slices.Sort(inside)
-		in := run{lat: inside}
-		fmt.Printf("  relay's own view of its last %d exchanges: p50 %.0f p99 %.0f µs\n", len(inside), us(in.pct(0.5)), us(in.pct(0.99)))
+		in := run{Latencies: inside}
+		fmt.Printf("  relay's own view of its last %d exchanges: p50 %.0f p99 %.0f µs\n", len(inside), us(in.Quantile(0.5)), us(in.Quantile(0.99)))
 		b.ReportMetric(us(add50), "added_p50_µs")
 		b.ReportMetric(us(add99), "added_p99_µs")
-		if relayed.errs > 0 || direct.errs > 0 {
-			b.Errorf("client errors: socket %d, relay %d", direct.errs, relayed.errs)
+		if relayed.Errors > 0 || direct.Errors > 0 {
+			b.Errorf("client errors: socket %d, relay %d", direct.Errors, relayed.Errors)
 		}
 	}
 }

@@ -19,13 +19,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/sandgate/sandgate/internal/openloop"
 	"github.com/sandgate/sandgate/shadow"
 )
 
@@ -59,18 +58,7 @@ func model(b *testing.B, d time.Duration, text string) string {
 	return s.URL
 }
 
-type result struct {
-	lat    []time.Duration // sorted
-	errors int
-}
-
-func (r result) pct(p float64) time.Duration {
-	if len(r.lat) == 0 {
-		return 0
-	}
-	i := int(float64(len(r.lat))*p/100+0.5) - 1
-	return r.lat[max(0, min(i, len(r.lat)-1))]
-}
+type result = openloop.Result
 
 // openLoop sends requests at their scheduled instants whatever earlier ones
 // are doing, and measures each from its scheduled send time, so a stall
@@ -79,40 +67,7 @@ func (r result) pct(p float64) time.Duration {
 func openLoop(target string) result {
 	c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{Proxy: nil, MaxIdleConns: 4096, MaxIdleConnsPerHost: 4096}}
 	defer c.CloseIdleConnections()
-	n := int(float64(rate) * dur.Seconds())
-	lat := make([]time.Duration, n)
-	bad := make([]bool, n)
-	var wg sync.WaitGroup
-	start := time.Now().Add(5 * time.Millisecond)
-	for i := range n {
-		at := start.Add(time.Duration(i) * time.Second / time.Duration(rate))
-		time.Sleep(time.Until(at))
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, target+"/v1/chat/completions", strings.NewReader(body))
-			req.Header.Set("Content-Type", "application/json")
-			resp, err := c.Do(req)
-			if err == nil {
-				_, err = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusOK {
-					err = fmt.Errorf("HTTP %d", resp.StatusCode)
-				}
-			}
-			lat[i], bad[i] = time.Since(at), err != nil
-		}()
-	}
-	wg.Wait()
-	var r result
-	for i := n / 10; i < n; i++ {
-		if bad[i] {
-			r.errors++
-		}
-		r.lat = append(r.lat, lat[i])
-	}
-	slices.Sort(r.lat)
-	return r
+	return openloop.Run(context.Background(), c, target+"/v1/chat/completions", body, rate, dur)
 }
 
 func loadavg() string {
@@ -130,21 +85,21 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 func compare(b *testing.B, name, direct, mirrored string) {
 	var d, m result
 	for range 2 {
-		if r := openLoop(direct); d.lat == nil || r.pct(99) < d.pct(99) {
+		if r := openLoop(direct); d.Latencies == nil || r.Quantile(0.99) < d.Quantile(0.99) {
 			d = r
 		}
-		if r := openLoop(mirrored); m.lat == nil || r.pct(99) > m.pct(99) {
+		if r := openLoop(mirrored); m.Latencies == nil || r.Quantile(0.99) > m.Quantile(0.99) {
 			m = r // the worse mirrored run: coupling is what we look for
 		}
 	}
-	add50, add99 := m.pct(50)-d.pct(50), m.pct(99)-d.pct(99)
+	add50, add99 := m.Quantile(0.5)-d.Quantile(0.5), m.Quantile(0.99)-d.Quantile(0.99)
 	fmt.Printf("%d req/s %-30s direct p50 %6.2f p99 %7.2f ms | mirrored p50 %6.2f p99 %7.2f ms | added p50 %+7.2f p99 %+8.2f ms (p99 %.2fx) | errors %d/%d | load %s\n",
-		rate, name, ms(d.pct(50)), ms(d.pct(99)), ms(m.pct(50)), ms(m.pct(99)), ms(add50), ms(add99), float64(m.pct(99))/float64(d.pct(99)), d.errors, m.errors, loadavg())
+		rate, name, ms(d.Quantile(0.5)), ms(d.Quantile(0.99)), ms(m.Quantile(0.5)), ms(m.Quantile(0.99)), ms(add50), ms(add99), float64(m.Quantile(0.99))/float64(d.Quantile(0.99)), d.Errors, m.Errors, loadavg())
 	b.ReportMetric(ms(add50), "added_p50_ms")
 	b.ReportMetric(ms(add99), "added_p99_ms")
-	b.ReportMetric(float64(m.pct(99))/float64(d.pct(99)), "p99_ratio")
-	if m.errors > 0 {
-		b.Errorf("%s: %d client errors through the mirroring path", name, m.errors)
+	b.ReportMetric(float64(m.Quantile(0.99))/float64(d.Quantile(0.99)), "p99_ratio")
+	if m.Errors > 0 {
+		b.Errorf("%s: %d client errors through the mirroring path", name, m.Errors)
 	}
 }
 
