@@ -72,6 +72,11 @@ type Sandbox struct {
 	Limits   Limits   `yaml:"limits,omitempty" json:"limits,omitempty"`
 	Budget   Budget   `yaml:"budget,omitempty" json:"budget,omitempty"`
 	Network  Network  `yaml:"network,omitempty" json:"network,omitempty"`
+	// Image, Docker and Kubernetes belong to the docker and kubernetes
+	// providers (config/sandbox_providers.go).
+	Image      string             `yaml:"image,omitempty" json:"image,omitempty"`
+	Docker     *DockerSandbox     `yaml:"docker,omitempty" json:"docker,omitempty"`
+	Kubernetes *KubernetesSandbox `yaml:"kubernetes,omitempty" json:"kubernetes,omitempty"`
 }
 
 // Limits are the sandbox quotas.
@@ -512,9 +517,7 @@ func validateModel(path string, m *Model, add func(path, format string, args ...
 		add(path+".oip_model", "%q is not a valid OIP model name; use lowercase letters, digits, '-', '.', '_'", m.OIPModel)
 	}
 	s := m.Sandbox
-	if s.Provider != "process" {
-		add(path+".sandbox.provider", "%q is not supported by this build; use \"process\"", s.Provider)
-	}
+	validateSandboxProvider(path, s, add)
 	if len(s.Command) == 0 || s.Command[0] == "" {
 		add(path+".sandbox.command", "is missing; give the model server's argv, e.g. [\"sandgate-refmodel\", \"--variant\", \"hardened\", \"--listen\", \"127.0.0.1:8000\"]")
 	}
