@@ -1,8 +1,14 @@
 // Package redteambench measures the red-team runner's throughput and
 // memory against a local OpenAI-compatible endpoint with a fixed latency.
 //
-//	go test ./bench/redteam -run '^$' -bench . -benchtime 20000x
+//	go test ./bench/redteam -run '^$' -bench Throughput -benchtime 20000x
 //	SANDGATE_RSS_ATTEMPTS=100000 /usr/bin/time -v go test ./bench/redteam -run TestPeakRSS -count=1
+//
+// The endpoint is a test double: it waits on a timerfd (sleep_linux.go)
+// rather than time.Sleep, which wakes ~1 ms late here, so endpoint-ms is
+// its real service time (arrival to reply flushed) and the gap to
+// client-ms is the runner's. BenchmarkJudge, BenchmarkParseCompletion and
+// BenchmarkEndpointSleep break one attempt down.
 package redteambench
 
 import (
