@@ -246,35 +246,55 @@ func OrderedSeq[T, R any](ctx context.Context, items iter.Seq[T], concurrency in
 	// blocking); a few times that keeps all workers busy while memory
 	// stays bounded by window results.
 	futures := make(chan chan R, orderedWindow*concurrency)
-	sem := make(chan struct{}, concurrency)
+	type job struct {
+		i    int
+		item T
+		f    chan R
+	}
+	// A fixed pool of workers rather than a goroutine per item: a worker's
+	// stack grows once to what the HTTP client, JSON decoding and the
+	// detectors need, instead of every attempt regrowing (and copying) a
+	// fresh goroutine's stack, and the number of calls in flight is the
+	// number of workers without a semaphore.
+	jobs := make(chan job)
 	var wg sync.WaitGroup
+	for range concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				j.f <- work(ctx, j.i, j.item)
+			}
+		}()
+	}
 	stopped := false // written by the producer before it closes futures
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		defer close(futures)
+		defer close(jobs)
 		i := 0
 		for it := range items {
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				stopped = true
-				return
-			}
 			f := make(chan R, 1)
+			// The future is queued before the job is handed out, so a
+			// dispatched job always has its result read (or the run is
+			// being cancelled and f, buffered, is simply dropped).
 			select {
 			case futures <- f:
 			case <-ctx.Done():
-				<-sem
 				stopped = true
 				return
 			}
-			wg.Add(1)
-			go func(i int) {
-				defer wg.Done()
-				defer func() { <-sem }()
-				f <- work(ctx, i, it)
-			}(i)
+			select {
+			case jobs <- job{i: i, item: it, f: f}:
+			case <-ctx.Done():
+				// The consumer may already wait on f: give it the zero
+				// result, which it discards because ctx has ended.
+				var zero R
+				f <- zero
+				stopped = true
+				return
+			}
 			i++
 		}
 	}()

@@ -209,17 +209,9 @@ const MaxEvidence = 200
 // Excerpt returns at most max bytes of s as valid UTF-8 on one line, cut at a
 // rune boundary, with "…" marking a cut.
 func Excerpt(s string, max int) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	s = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
-			return ' '
-		}
-		if invisible(r) {
-			return -1
-		}
-		return r
-	}, s)
-	s = strings.Join(strings.Fields(s), " ")
+	if !plainLine(s) {
+		s = normalizeLine(s)
+	}
 	if len(s) <= max {
 		return s
 	}
@@ -232,6 +224,41 @@ func Excerpt(s string, max int) string {
 		cut--
 	}
 	return s[:cut] + ell
+}
+
+// plainLine reports whether s is printable ASCII words separated by single
+// spaces, which normalizeLine would return unchanged: most evidence (an
+// English refusal) is, and is then excerpted without being copied thrice.
+func plainLine(s string) bool {
+	if s == "" {
+		return true
+	}
+	if s[0] == ' ' || s[len(s)-1] == ' ' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < ' ' || c > '~' || c == ' ' && s[i-1] == ' ' {
+			return false
+		}
+	}
+	return true
+}
+
+// normalizeLine repairs invalid UTF-8, drops invisible runes and collapses
+// control characters, line separators and whitespace runs to single spaces.
+func normalizeLine(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
+			return ' '
+		}
+		if invisible(r) {
+			return -1
+		}
+		return r
+	}, s)
+	return strings.Join(strings.Fields(s), " ")
 }
 
 // Truncate cuts s to at most max bytes at a rune boundary, repairing invalid
