@@ -93,7 +93,11 @@ func (a *Activities) AdversarialShard(ctx context.Context, in ShardInput) (Shard
 		return res, err
 	}
 
-	client := &modelapi.Client{BaseURL: sb.Endpoint(), HTTP: modelapi.NewHTTPClient(0, in.Concurrency)}
+	hc, err := modelapi.NewEndpointHTTPClient(sb.Endpoint(), 0, in.Concurrency)
+	if err != nil {
+		return res, fmt.Errorf("model client: %w", err)
+	}
+	client := &modelapi.Client{BaseURL: sb.Endpoint(), HTTP: hc}
 	throttle, err := redteam.NewThrottle(redteam.ThrottleOptions{Limits: in.Limits, Budget: in.Budget, MaxConcurrency: max(in.Concurrency, 1)})
 	if err != nil {
 		return res, badInput("suites.adversarial.rate_limit: %v", err)

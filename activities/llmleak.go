@@ -41,7 +41,11 @@ func (a *Activities) LLMLeakage(ctx context.Context, in LLMLeakInput) (SuiteResu
 	if err != nil {
 		return SuiteResult{}, err
 	}
-	client := &modelapi.Client{BaseURL: sb.Endpoint(), HTTP: modelapi.NewHTTPClient(0, in.Concurrency)}
+	hc, err := modelapi.NewEndpointHTTPClient(sb.Endpoint(), 0, in.Concurrency)
+	if err != nil {
+		return SuiteResult{}, fmt.Errorf("model client: %w", err)
+	}
+	client := &modelapi.Client{BaseURL: sb.Endpoint(), HTTP: hc}
 	opt := privacy.LLMLeakOptions{ReleaseID: in.ReleaseID, Model: in.Model, Concurrency: in.Concurrency, Timeout: in.Timeout, Logger: a.Logger}
 	res := SuiteResult{Suite: SuiteLLMLeak, Metrics: map[string]float64{}}
 	sec := audit.SuiteSection{Name: "memorisation of planted data"}

@@ -153,7 +153,11 @@ func (a *Activities) adaptive(ctx context.Context, in RedTeamInput, files *suite
 	if err != nil {
 		return "", badInput("suites.adversarial.rate_limit: %v", err)
 	}
-	client := &modelapi.Client{BaseURL: sb.Endpoint(), HTTP: modelapi.NewHTTPClient(0, in.Concurrency)}
+	hc, err := modelapi.NewEndpointHTTPClient(sb.Endpoint(), 0, in.Concurrency)
+	if err != nil {
+		return "", fmt.Errorf("model client: %w", err)
+	}
+	client := &modelapi.Client{BaseURL: sb.Endpoint(), HTTP: hc}
 	opt := redteam.RunOptions{Concurrency: in.Concurrency, Timeout: in.Timeout, MaxTokens: in.MaxTokens, ReleaseID: in.ReleaseID,
 		Model: in.Model, Logger: a.Logger, Throttle: throttle}
 	tally := redteam.Tally{}

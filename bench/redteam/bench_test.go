@@ -93,7 +93,11 @@ func run(ctx context.Context, url string, n int, emit func(redteam.AttemptRow) e
 	if err != nil {
 		return err
 	}
-	client := &modelapi.Client{BaseURL: url, HTTP: modelapi.NewHTTPClient(time.Minute, concurrency), MaxResponseBytes: 256 << 10}
+	hc, err := modelapi.NewEndpointHTTPClient(url, time.Minute, concurrency)
+	if err != nil {
+		return err
+	}
+	client := &modelapi.Client{BaseURL: url, HTTP: hc, MaxResponseBytes: 256 << 10}
 	opt := redteam.RunOptions{Concurrency: concurrency, Throttle: th, Timeout: 10 * time.Second, MaxRetries: 2,
 		Detectors: redteam.DefaultDetectors(), Logger: slog.New(slog.DiscardHandler)}
 	return redteam.RunSeq(ctx, client, target, datasets.Prompts(1, n, datasets.PromptOptions{}), opt, emit)
