@@ -57,7 +57,8 @@ const viaHeader = "X-Sandgate-Via"
 // EgressRecord is one connection the model attempted to a service outside
 // the sandbox, allowed or refused. Byte counts are from the model's side.
 type EgressRecord struct {
-	// Seq numbers attempts from 1 in arrival order.
+	// Seq numbers attempts from 1 in arrival order; the transcript lists
+	// them in the order they ended.
 	Seq    int64     `json:"seq"`
 	Time   time.Time `json:"time"`
 	Via    string    `json:"via"`
@@ -294,8 +295,8 @@ func (e *Egress) Rules() []EgressRule {
 	return out
 }
 
-// Transcript returns the most recent attempts, oldest first, each once it
-// has ended (a connection still open is recorded when it closes).
+// Transcript returns the most recent attempts in the order they ended (a
+// connection still open is recorded when it closes).
 func (e *Egress) Transcript() []EgressRecord {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -373,8 +374,6 @@ func (e *Egress) track(c net.Conn, add bool) bool {
 func (e *Egress) book(rec EgressRecord) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.seq++
-	rec.Seq = e.seq
 	e.records[e.next] = rec
 	e.next++
 	if e.next == len(e.records) {
@@ -528,7 +527,10 @@ func refuse(w io.Writer, pr proxyRequest, status int, socksCode byte, reason str
 
 func (e *Egress) handle(c net.Conn) {
 	start := time.Now()
-	rec := EgressRecord{Time: start}
+	e.mu.Lock()
+	e.seq++
+	rec := EgressRecord{Seq: e.seq, Time: start}
+	e.mu.Unlock()
 	defer func() {
 		rec.Duration = time.Since(start)
 		e.book(rec)
