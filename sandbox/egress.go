@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/netip"
@@ -388,6 +389,9 @@ type proxyRequest struct {
 	req    *http.Request // the request to forward, for EgressViaHTTP
 }
 
+// maxProxyRequest bounds a proxy request's header (and SOCKS5 handshake).
+const maxProxyRequest = 64 << 10
+
 // errNotProxy is a request the proxy cannot serve: its reply is 400.
 var errNotProxy = errors.New("not a proxy request")
 
@@ -536,7 +540,9 @@ func (e *Egress) handle(c net.Conn) {
 		e.book(rec)
 	}()
 	_ = c.SetReadDeadline(start.Add(e.opt.HandshakeTimeout))
-	br := bufio.NewReader(c)
+	// A model must not grow the relay's memory with an endless header.
+	lr := &io.LimitedReader{R: c, N: maxProxyRequest}
+	br := bufio.NewReader(lr)
 	pr, err := readProxyRequest(br, c)
 	rec.Via, rec.Target = pr.via, pr.target
 	if err != nil {
@@ -547,6 +553,7 @@ func (e *Egress) handle(c net.Conn) {
 		return
 	}
 	_ = c.SetReadDeadline(time.Time{})
+	lr.N = math.MaxInt64
 	if n := e.active.Add(1); n > int64(e.opt.MaxConns) {
 		e.active.Add(-1)
 		rec.Reason = fmt.Sprintf("more than %d egress connections open at once", e.opt.MaxConns)
