@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -202,6 +203,18 @@ func TestEgressAllowlist(t *testing.T) {
 	if ev.Egress == nil || len(ev.Egress.Allow) != 1 || ev.Egress.Allow[0].Address != allowed ||
 		!ev.Egress.RefusalProbe.Blocked || len(ev.Egress.Listeners) != 1 {
 		t.Errorf("egress evidence = %+v", ev.Egress)
+	}
+
+	// A snapshot carries the egress records too. A record is booked when
+	// the relay's side of the connection ends, just after the model's.
+	eventually(t, 10*time.Second, "the probe's and the role's 7 attempts recorded", func() bool { return len(s.EgressTranscript()) >= 8 })
+	snap, err := s.Snapshot(context.Background(), "egress test")
+	if err != nil {
+		t.Fatalf("Snapshot: %v", err)
+	}
+	var snapEgress []EgressRecord
+	if b, err := os.ReadFile(filepath.Join(snap.Dir, SnapshotEgressFile)); err != nil || json.Unmarshal(b, &snapEgress) != nil || len(snapEgress) < 8 {
+		t.Errorf("snapshot %s: %d egress records (%v)", SnapshotEgressFile, len(snapEgress), err)
 	}
 
 	rep, err := s.Teardown(context.Background())
