@@ -218,3 +218,33 @@ func FuzzReadProxyRequest(f *testing.F) {
 		}
 	})
 }
+
+// TestEgressRelayPacesBandwidth: the profile's byte rate holds on egress
+// too. Only a lower bound is asserted, which a slow machine cannot break.
+func TestEgressRelayPacesBandwidth(t *testing.T) {
+	const bps, size = 32 << 10, 32 << 10
+	svc := echoService(t)
+	_, dial := startTestEgress(t, egressOptions{Rules: []EgressRule{{Address: svc}}, Network: NetProfile{Name: "slow", BytesPerSecond: bps}})
+	c := dial()
+	fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", svc, svc)
+	br := bufio.NewReader(c)
+	if resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodConnect}); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("CONNECT: %v %v", resp, err)
+	}
+	start := time.Now()
+	go func() {
+		c.Write(bytes.Repeat([]byte("x"), size))
+		c.(*net.UnixConn).CloseWrite()
+	}()
+	n, _ := io.Copy(io.Discard, br)
+	took := time.Since(start)
+	// Up and down are separate links, each starting with a 4 KiB burst;
+	// the echo only replies after the whole upload. 95% of the exact
+	// figure leaves room for the limiter's rounding; unpaced takes ~1ms.
+	exact := 2 * float64(size-4096) / bps * float64(time.Second)
+	floor := time.Duration(0.95 * exact)
+	t.Logf("%d B each way at %d B/s took %s (floor %s)", n, bps, took, floor)
+	if n != size || took < floor {
+		t.Fatalf("echoed %d B in %s, want %d B in at least %s", n, took, size, floor)
+	}
+}
