@@ -47,6 +47,9 @@ func (a *Activities) Provision(ctx context.Context, in ProvisionInput) (SandboxR
 	if err != nil {
 		return SandboxRef{}, err
 	}
+	if err := refuseUnwiredProvider(in.Role, in.Model.Sandbox); err != nil {
+		return SandboxRef{}, err
+	}
 	if a.Sandboxes == nil {
 		return SandboxRef{}, badInput("this worker has no sandbox provider")
 	}

@@ -73,6 +73,11 @@ type Sandbox struct {
 	Budget   Budget   `yaml:"budget,omitempty" json:"budget,omitempty"`
 	Network  Network  `yaml:"network,omitempty" json:"network,omitempty"`
 	Egress   Egress   `yaml:"egress,omitempty" json:"egress,omitempty"`
+	// Image, Docker and Kubernetes belong to the docker and kubernetes
+	// providers (config/sandbox_providers.go).
+	Image      string             `yaml:"image,omitempty" json:"image,omitempty"`
+	Docker     *DockerSandbox     `yaml:"docker,omitempty" json:"docker,omitempty"`
+	Kubernetes *KubernetesSandbox `yaml:"kubernetes,omitempty" json:"kubernetes,omitempty"`
 }
 
 // Egress names the services the model may reach from inside its sandbox
@@ -526,9 +531,7 @@ func validateModel(path string, m *Model, add func(path, format string, args ...
 		add(path+".oip_model", "%q is not a valid OIP model name; use lowercase letters, digits, '-', '.', '_'", m.OIPModel)
 	}
 	s := m.Sandbox
-	if s.Provider != "process" {
-		add(path+".sandbox.provider", "%q is not supported by this build; use \"process\"", s.Provider)
-	}
+	validateSandboxProvider(path, s, add)
 	if len(s.Command) == 0 || s.Command[0] == "" {
 		add(path+".sandbox.command", "is missing; give the model server's argv, e.g. [\"sandgate-refmodel\", \"--variant\", \"hardened\", \"--listen\", \"127.0.0.1:8000\"]")
 	}
@@ -558,7 +561,7 @@ func validateModel(path string, m *Model, add func(path, format string, args ...
 	if s.Budget.Requests < 0 {
 		add(path+".sandbox.budget.requests", "is negative; set 0 for no limit or a positive count")
 	}
-	validateEgress(path+".sandbox.egress.allow", s.Egress.Allow, s.Port, add)
+	validateSandboxEgress(path+".sandbox.egress.allow", s, add)
 }
 
 // ReleaseID is the deterministic workflow ID of a release:

@@ -10,6 +10,16 @@ import (
 	"github.com/sandgate/sandgate/sandbox"
 )
 
+// validateSandboxEgress refuses an allowlist a provider cannot enforce: only
+// the process provider has the egress relay.
+func validateSandboxEgress(path string, s Sandbox, add func(path, format string, args ...any)) {
+	if len(s.Egress.Allow) > 0 && s.Provider != ProviderProcess {
+		add(path, "is only enforced by the process provider (it relays and records each connection); remove it or use provider: process")
+		return
+	}
+	validateEgress(path, s.Egress.Allow, s.Port, add)
+}
+
 // validateEgress checks model.sandbox.egress.allow entry by entry, so each
 // error names the entry's own field.
 func validateEgress(path string, rules []EgressRule, modelPort int, add func(path, format string, args ...any)) {

@@ -39,10 +39,15 @@ func TestEgressAllowNamesTheField(t *testing.T) {
 		{"dup name", "    egress: {allow: [{name: x, address: \"h:1\"}, {name: x, address: \"h:2\"}]}\n", "model.sandbox.egress.allow[1].name: \"x\" is already the name"},
 		{"model port", "    egress: {allow: [{address: \"127.0.0.1:8000\"}]}\n", "model.sandbox.egress.allow[0].address: 127.0.0.1:8000 uses the model's own port 8000"},
 		{"typo", "    egress: {alow: [{address: \"h:1\"}]}\n", "model.sandbox.egress.alow: unknown field; did you mean \"allow\"?"},
+		{"other provider", "    image: m:1\n    docker: {splice_binary: /s}\n    egress: {allow: [{address: \"h:1\"}]}\n", "model.sandbox.egress.allow: is only enforced by the process provider"},
 		{"missing address", "    egress: {allow: [{name: x}]}\n", "model.sandbox.egress.allow[0].address"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := Parse([]byte(withEgress(t, good, tc.block)))
+			y := withEgress(t, good, tc.block)
+			if tc.name == "other provider" {
+				y = strings.Replace(y, "    provider: process\n", "    provider: docker\n", 1)
+			}
+			_, err := Parse([]byte(y))
 			if err == nil || !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v\nwant it to contain %q", err, tc.want)
 			}

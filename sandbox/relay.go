@@ -16,6 +16,9 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/sandgate/sandgate/internal/bufpool"
+	"github.com/sandgate/sandgate/internal/h1"
 )
 
 // RelayOptions set the relay's budgets and simulated network. Zero values mean
@@ -100,7 +103,7 @@ type Relay struct {
 	log   *slog.Logger
 	ln    net.Listener
 	srv   *http.Server
-	tr    *http.Transport
+	tr    *h1.Transport
 	proxy *httputil.ReverseProxy
 	url   string
 
@@ -168,17 +171,11 @@ func NewRelay(opt RelayOptions, up Upstream, log *slog.Logger) (*Relay, error) {
 	if bps := opt.Network.BytesPerSecond; bps > 0 {
 		r.upLink, r.downLink = newLink(bps), newLink(bps)
 	}
-	r.tr = &http.Transport{
-		// Every connection goes to the one model, whatever the URL says.
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return up.Dial(ctx)
-		},
-		// Enough idle streams for a burst at 1,000 req/s: each new one
-		// costs a dial through the shim into the sandbox.
-		MaxIdleConnsPerHost: 128,
-		IdleConnTimeout:     30 * time.Second,
-		DisableCompression:  true,
-	}
+	// Every exchange goes to the one model, whatever the URL says, written
+	// and read on the handler's own goroutine (see internal/h1 for why).
+	// Enough idle streams for a burst at 1,000 req/s: each new one costs a
+	// dial through the shim into the sandbox.
+	r.tr = &h1.Transport{Dial: up.Dial, MaxIdle: 128, IdleTimeout: 30 * time.Second}
 	target := &url.URL{Scheme: "http", Host: up.Host}
 	r.proxy = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
@@ -186,6 +183,10 @@ func NewRelay(opt RelayOptions, up Upstream, log *slog.Logger) (*Relay, error) {
 			pr.Out.Host = up.Host
 		},
 		Transport: r.tr,
+		// Without a pool every exchange allocates a 32 KiB copy buffer,
+		// most of the relay's garbage, and the collections that follow are
+		// the relay's tail latency.
+		BufferPool: &bufpool.Pool{},
 		// Zero: ReverseProxy already flushes each write of a streamed
 		// reply (text/event-stream, or no Content-Length), so tokens still
 		// arrive as produced; a plain JSON reply goes out in one write

@@ -425,9 +425,34 @@ func (s *Sandbox) criuDump(ctx context.Context, dir string, running bool) CRIURe
 	cmd := exec.CommandContext(cctx, bin, "dump", "--tree", strconv.Itoa(s.proc.Pid), "--images-dir", dir,
 		"--leave-running", "--shell-job", "--ext-unix-sk", "--tcp-established", "--file-locks", "--log-file", "dump.log")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return CRIUResult{Status: "failed", Detail: fmt.Sprintf("%v: %s (see %s/dump.log)", err, strings.TrimSpace(string(out)), snapshotCRIUDir)}
+		why := strings.TrimSpace(string(out))
+		if why == "" {
+			why = criuErrors(filepath.Join(dir, "dump.log"))
+		}
+		return CRIUResult{Status: "failed", Detail: fmt.Sprintf("%v: %s (see %s/dump.log)", err, why, snapshotCRIUDir)}
 	}
 	return CRIUResult{Status: "ok", Detail: "criu dump --leave-running into " + snapshotCRIUDir + "/"}
+}
+
+// criuErrors joins the first few "Error" lines of a CRIU log: the cause
+// is rarely the first one alone.
+func criuErrors(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "no log: " + err.Error()
+	}
+	var errs []string
+	for line := range strings.Lines(string(b)) {
+		if _, msg, ok := strings.Cut(line, "Error ("); ok && len(errs) < 5 {
+			if _, msg, ok = strings.Cut(msg, "): "); ok {
+				errs = append(errs, strings.TrimSpace(msg))
+			}
+		}
+	}
+	if len(errs) == 0 {
+		return "no error line in the log"
+	}
+	return strings.Join(errs, "; ")
 }
 
 // tarWritable archives the model's writable areas, largest-last order

@@ -244,6 +244,17 @@ func TestSnapshotOnRequestFreezesAndThaws(t *testing.T) {
 	if err := json.Unmarshal(b, &procs); err != nil || len(procs) < 2 {
 		t.Fatalf("processes.json = %s (%v)", b, err)
 	}
+	// CRIU is best effort: with criu installed (CI installs it) the dump of
+	// a running model is attempted and its outcome recorded either way; the
+	// rest of the snapshot (asserted above) does not depend on it. Debian
+	// 12's criu 3.17 cannot start on kernel 6.18 ("Unexpected rt vDSO area
+	// bounds"), so here the recorded outcome is a failure with that reason.
+	if _, err := exec.LookPath("criu"); err == nil {
+		if (m.CRIU.Status != "ok" && m.CRIU.Status != "failed") || m.CRIU.Detail == "" {
+			t.Fatalf("criu installed and the model running, but the dump outcome is %+v", m.CRIU)
+		}
+		t.Logf("criu dump: %s: %s", m.CRIU.Status, m.CRIU.Detail)
+	}
 	// Thawed again: the model answers.
 	if code := getJSON(t, s.Endpoint()+"/", nil); code != 200 {
 		t.Fatalf("after snapshot: %d", code)

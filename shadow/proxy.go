@@ -19,6 +19,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/sandgate/sandgate/internal/bufpool"
+	"github.com/sandgate/sandgate/internal/h1"
 )
 
 // ProxyConfig configures a mirroring Proxy. Incumbent and Candidate are
@@ -197,7 +200,7 @@ func (s *ProxyStats) String() string {
 type Proxy struct {
 	cfg     ProxyConfig
 	rp      *httputil.ReverseProxy
-	bufs    *bufPool
+	bufs    *bufpool.Pool
 	candRT  http.RoundTripper
 	stats   ProxyStats
 	counter atomic.Uint64 // arrival counter for sampling without a request id
@@ -221,7 +224,7 @@ func NewProxy(cfg ProxyConfig) (*Proxy, error) {
 	p := &Proxy{cfg: cfg, queue: make(chan *mirrorJob, cfg.QueueSize)}
 	incRT := cfg.IncumbentTransport
 	if incRT == nil {
-		incRT = newTransport(0)
+		incRT = incumbentTransport(cfg.Incumbent)
 	}
 	p.candRT = cfg.CandidateTransport
 	if p.candRT == nil {
@@ -230,7 +233,7 @@ func NewProxy(cfg ProxyConfig) (*Proxy, error) {
 		p.candRT = newTransport(cfg.Workers)
 	}
 	inc := cfg.Incumbent
-	p.bufs = newBufPool()
+	p.bufs = &bufpool.Pool{}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(inc)
@@ -252,6 +255,27 @@ func NewProxy(cfg ProxyConfig) (*Proxy, error) {
 		go p.worker()
 	}
 	return p, nil
+}
+
+// incumbentTransport reads and writes each live exchange on the proxy
+// handler's own goroutine when the incumbent speaks plain HTTP/1.1 (see
+// internal/h1: net/http's transport costs two goroutine hand-offs per
+// exchange, which showed in the live path's latency); TLS incumbents get
+// net/http's transport.
+func incumbentTransport(inc *url.URL) http.RoundTripper {
+	if inc.Scheme != "http" {
+		return newTransport(0)
+	}
+	addr := inc.Host
+	if inc.Port() == "" {
+		addr = net.JoinHostPort(inc.Hostname(), "80")
+	}
+	d := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
+	return &h1.Transport{
+		Dial:        func(ctx context.Context) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) },
+		MaxIdle:     1024,
+		IdleTimeout: 90 * time.Second,
+	}
 }
 
 func newTransport(maxConns int) *http.Transport {

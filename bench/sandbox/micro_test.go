@@ -2,13 +2,16 @@ package sandboxbench
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/sandgate/sandgate/sandbox"
 )
@@ -45,5 +48,56 @@ func BenchmarkRelayClosedLoop(b *testing.B) {
 				}
 			})
 		})
+	}
+}
+
+// BenchmarkRelayCPU: process CPU time (user+system, getrusage) per request,
+// one request at a time, direct and through the relay. CPU time is what a
+// hop costs whatever else the machine is doing, so this is the figure to
+// watch while the machine is shared; the latency benchmarks need it quiet.
+func BenchmarkRelayCPU(b *testing.B) {
+	model := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		_, _ = io.WriteString(w, reply)
+	}))
+	defer model.Close()
+	addr := model.Listener.Addr().String()
+	relay, err := sandbox.NewRelay(sandbox.RelayOptions{MaxRequests: 1 << 40, MaxTokens: 1 << 50}, sandbox.Upstream{Host: addr, Dial: func(ctx context.Context) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "tcp", addr)
+	}}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer relay.Close()
+	cpu := func() time.Duration {
+		var ru syscall.Rusage
+		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	per := func(url string, n int) time.Duration {
+		t0 := cpu()
+		for range n {
+			resp, err := c.Post(url+"/v1/chat/completions", "application/json", strings.NewReader(body))
+			if err != nil {
+				b.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		return (cpu() - t0) / time.Duration(n)
+	}
+	for b.Loop() {
+		const n = 5000
+		var d, r time.Duration
+		for range 2 {
+			d += per(model.URL, n)
+			r += per(relay.URL(), n)
+		}
+		d, r = d/2, r/2
+		fmt.Printf("CPU per request: direct %.0f µs, relay %.0f µs, the relay adds %.0f µs (%.2fx) | load %s\n", us(d), us(r), us(r-d), float64(r)/float64(d), loadavg())
+		b.ReportMetric(us(r-d), "relay_cpu_µs")
+		b.ReportMetric(float64(r)/float64(d), "x_direct")
 	}
 }

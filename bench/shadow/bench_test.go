@@ -9,7 +9,9 @@
 package shadowbench
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -24,7 +26,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sandgate/sandgate/internal/cli"
 	"github.com/sandgate/sandgate/internal/openloop"
+	"github.com/sandgate/sandgate/internal/reexec"
 	"github.com/sandgate/sandgate/shadow"
 )
 
@@ -110,21 +114,23 @@ func BenchmarkMirrorAddedLatency(b *testing.B) {
 	inc := model(b, incDelay, "incumbent")
 	slowCand := model(b, slow, "CANDIDATE")
 	b.Run("sandgate", func(b *testing.B) {
-		p, err := shadow.NewProxy(shadow.ProxyConfig{Incumbent: mustURL(inc), Candidate: mustURL(slowCand), SampleRate: 1, MirrorTimeout: 2 * time.Second})
+		// Its own process, as deployed (`starter shadow proxy`) and as
+		// nginx runs below: the load generator's and the models' garbage
+		// collections are not the proxy's.
+		addr, admin := startSandgateProxy(b, inc, slowCand)
+		for b.Loop() {
+			compare(b, "sandgate proxy, mirror 100ms", inc, addr)
+		}
+		resp, err := http.Get(admin + "/debug/shadow")
 		if err != nil {
 			b.Fatal(err)
 		}
-		srv := httptest.NewServer(p)
-		defer func() {
-			srv.Close()
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			_ = p.Close(ctx)
-		}()
-		for b.Loop() {
-			compare(b, "sandgate proxy, mirror 100ms", inc, srv.URL)
+		var st shadow.StatsSnapshot
+		err = json.NewDecoder(resp.Body).Decode(&st)
+		resp.Body.Close()
+		if err != nil {
+			b.Fatal(err)
 		}
-		st := p.Snapshot()
 		fmt.Printf("  sandgate counters: mirrored %d, dropped (queue full) %d, candidate errors %d\n", st.Mirrored, st.DroppedQueueFull, st.CandidateErrors)
 	})
 	b.Run("nginx", func(b *testing.B) {
@@ -137,6 +143,46 @@ func BenchmarkMirrorAddedLatency(b *testing.B) {
 			compare(b, "nginx mirror, mirror 100ms", inc, ng)
 		}
 	})
+}
+
+// roleProxy is this test binary re-run as `starter shadow proxy`.
+const roleProxy = "sandgate-bench-shadow-proxy"
+
+func TestMain(m *testing.M) {
+	reexec.Register(roleProxy, func() {
+		os.Exit(cli.Run(context.Background(), cli.Env{Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}, os.Args[1:]))
+	})
+	if reexec.Init() {
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// startSandgateProxy runs the proxy with the CLI's defaults in a child
+// process mirroring every request, and returns its URL and admin URL.
+func startSandgateProxy(b *testing.B, inc, cand string) (string, string) {
+	admin := freePort(b)
+	cmd := reexec.Command(roleProxy, "shadow", "proxy", "--listen", "127.0.0.1:0", "--admin", admin,
+		"--incumbent", inc, "--candidate", cand, "--sample", "1", "--mirror-timeout", "2s")
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = cmd.Process.Signal(os.Interrupt); _ = cmd.Wait() })
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		b.Fatalf("proxy did not start: %v", err)
+	}
+	go func() { _, _ = io.Copy(io.Discard, out) }()
+	var addr string
+	if _, err := fmt.Sscanf(line, "shadow proxy on %s", &addr); err != nil {
+		b.Fatalf("proxy said %q: %v", line, err)
+	}
+	return addr, "http://" + admin
 }
 
 func mustURL(s string) *url.URL {

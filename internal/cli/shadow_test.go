@@ -49,7 +49,7 @@ func TestShadowProxyReplay(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	code := Run(ctx, Env{Stdout: &stdout, Stderr: &stderr, Getenv: func(string) string { return "" }}, []string{
-		"shadow", "proxy", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--incumbent", inc.URL, "--candidate", cand.URL,
+		"shadow", "proxy", "--gc-memory-limit-mib", "0", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--incumbent", inc.URL, "--candidate", cand.URL,
 		"--sample", "1", "--out", out, "--replay", src, "--replay-rate", "200",
 	})
 	if code != 0 {
@@ -90,7 +90,7 @@ func TestShadowProxyReplayBadFile(t *testing.T) {
 	}
 	var stdout, stderr testutil.LockedBuffer
 	code := Run(context.Background(), Env{Stdout: &stdout, Stderr: &stderr, Getenv: func(string) string { return "" }}, []string{
-		"shadow", "proxy", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--incumbent", "http://127.0.0.1:1", "--candidate", "http://127.0.0.1:2",
+		"shadow", "proxy", "--gc-memory-limit-mib", "0", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--incumbent", "http://127.0.0.1:1", "--candidate", "http://127.0.0.1:2",
 		"--replay", bad,
 	})
 	if code != ExitBadInput || !strings.Contains(stderr.String(), "--replay") || !strings.Contains(stderr.String(), "not a readable Parquet file") {

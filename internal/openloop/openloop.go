@@ -36,17 +36,24 @@ func (r Result) Quantile(q float64) time.Duration {
 // Run POSTs body (JSON) to url rate times per second for dur, each request
 // on its own goroutine. The first tenth (connection set-up) is not counted.
 func Run(ctx context.Context, c *http.Client, url, body string, rate int, dur time.Duration) Result {
+	return Interleaved(ctx, c, []string{url}, body, rate, dur, dur)[0]
+}
+
+// Interleaved is Run over several targets taking turns in blocks of block
+// (request i goes to urls[(i/perBlock) % len(urls)]), so that every target
+// sees the same machine over the same stretch of time at the same load.
+// Comparing targets run one after the other instead charges whatever else
+// the machine did meanwhile (a build, a collection) to one of them. The
+// first tenth of each target's requests is not counted.
+func Interleaved(ctx context.Context, c *http.Client, urls []string, body string, rate int, dur, block time.Duration) []Result {
 	n := int(float64(rate) * dur.Seconds())
 	interval := time.Second / time.Duration(rate)
+	perBlock := max(1, int(block/interval))
 	lat := make([]time.Duration, n)
 	bad := make([]bool, n)
 	var wg sync.WaitGroup
-	start := time.Now().Add(5 * time.Millisecond)
-	for i := range n {
-		at := start.Add(time.Duration(i) * interval)
-		if d := time.Until(at); d > 0 {
-			time.Sleep(d)
-		}
+	pace(time.Now().Add(5*time.Millisecond), interval, n, func(i int, at time.Time) {
+		url := urls[(i/perBlock)%len(urls)]
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -62,15 +69,27 @@ func Run(ctx context.Context, c *http.Client, url, body string, rate int, dur ti
 			}
 			lat[i], bad[i] = time.Since(at), err != nil
 		}()
-	}
+	})
 	wg.Wait()
-	var r Result
-	for i := n / 10; i < n; i++ {
-		if bad[i] {
-			r.Errors++
-		}
-		r.Latencies = append(r.Latencies, lat[i])
+	out := make([]Result, len(urls))
+	seen := make([]int, len(urls))
+	total := make([]int, len(urls))
+	for i := range n {
+		total[(i/perBlock)%len(urls)]++
 	}
-	slices.Sort(r.Latencies)
-	return r
+	for i := range n {
+		k := (i / perBlock) % len(urls)
+		seen[k]++
+		if seen[k] <= total[k]/10 {
+			continue
+		}
+		if bad[i] {
+			out[k].Errors++
+		}
+		out[k].Latencies = append(out[k].Latencies, lat[i])
+	}
+	for k := range out {
+		slices.Sort(out[k].Latencies)
+	}
+	return out
 }
