@@ -88,6 +88,11 @@ func (a *Activities) Provision(ctx context.Context, in ProvisionInput) (SandboxR
 		}
 		spec.Relay.Network = p
 	}
+	// Egress records travel in the sandbox's TeardownReport (teardown.json);
+	// the allowlist and its refusal probe are in the evidence above.
+	for _, r := range s.Egress.Allow {
+		spec.Egress = append(spec.Egress, sandbox.EgressRule{Name: r.Name, Address: r.Address})
+	}
 	artifact, digest, err := artifactDigest(s.Command[0])
 	if err != nil {
 		return SandboxRef{}, badInput("model.sandbox.command[0] %q: %v", s.Command[0], err)

@@ -72,11 +72,25 @@ type Sandbox struct {
 	Limits   Limits   `yaml:"limits,omitempty" json:"limits,omitempty"`
 	Budget   Budget   `yaml:"budget,omitempty" json:"budget,omitempty"`
 	Network  Network  `yaml:"network,omitempty" json:"network,omitempty"`
+	Egress   Egress   `yaml:"egress,omitempty" json:"egress,omitempty"`
 	// Image, Docker and Kubernetes belong to the docker and kubernetes
 	// providers (config/sandbox_providers.go).
 	Image      string             `yaml:"image,omitempty" json:"image,omitempty"`
 	Docker     *DockerSandbox     `yaml:"docker,omitempty" json:"docker,omitempty"`
 	Kubernetes *KubernetesSandbox `yaml:"kubernetes,omitempty" json:"kubernetes,omitempty"`
+}
+
+// Egress names the services the model may reach from inside its sandbox
+// (a vector store, a mock payments API), through the sandbox's egress relay,
+// which records every attempt; everything else stays unreachable.
+type Egress struct {
+	Allow []EgressRule `yaml:"allow,omitempty" json:"allow,omitempty"`
+}
+
+// EgressRule allows one service, as host:port on the worker's host.
+type EgressRule struct {
+	Name    string `yaml:"name,omitempty" json:"name,omitempty"`
+	Address string `yaml:"address" json:"address"`
 }
 
 // Limits are the sandbox quotas.
@@ -547,6 +561,7 @@ func validateModel(path string, m *Model, add func(path, format string, args ...
 	if s.Budget.Requests < 0 {
 		add(path+".sandbox.budget.requests", "is negative; set 0 for no limit or a positive count")
 	}
+	validateSandboxEgress(path+".sandbox.egress.allow", s, add)
 }
 
 // ReleaseID is the deterministic workflow ID of a release:

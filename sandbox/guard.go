@@ -301,6 +301,9 @@ func unescapeMountPath(s string) string {
 type TeardownReport struct {
 	Wipe       WipeReport   `json:"wipe"`
 	ModelFiles PoisonReport `json:"model_files"`
+	// Egress is every connection the model attempted to an outside
+	// service; empty without an allowlist.
+	Egress []EgressRecord `json:"egress,omitempty"`
 }
 
 // Teardown stops the sandbox, verifies the wipe and runs the poisoning
@@ -312,6 +315,8 @@ func (s *Sandbox) Teardown(ctx context.Context) (TeardownReport, error) {
 	if err := s.Stop(ctx); err != nil {
 		errs = append(errs, err)
 	}
+	// After Stop: the egress relay is closed, every connection recorded.
+	rep.Egress = s.EgressTranscript()
 	rep.Wipe = s.VerifyWipe()
 	if !rep.Wipe.Clean {
 		errs = append(errs, fmt.Errorf("sandbox %s: wipe incomplete: processes %v, cgroup dirs %v, mounts %v, paths %v, init alive %v",

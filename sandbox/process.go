@@ -125,6 +125,7 @@ type Sandbox struct {
 	scratch   string
 	socket    string
 	relay     *Relay
+	egress    *Egress
 	evidence  NetEvidence
 	isolation IsolationEvidence
 	cg        sandboxCgroup
@@ -352,6 +353,11 @@ func (s *Sandbox) stop(ctx context.Context) error {
 	}
 	if s.relay != nil {
 		if err := s.relay.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if s.egress != nil {
+		if err := s.egress.Close(); err != nil {
 			errs = append(errs, err)
 		}
 	}

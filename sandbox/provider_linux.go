@@ -133,6 +133,7 @@ func validateSpec(spec Spec) error {
 			bad = append(bad, fmt.Sprintf("Env entry %q is not KEY=value", kv))
 		}
 	}
+	bad = append(bad, validateEgressSpec(spec)...)
 	if len(bad) > 0 {
 		return fmt.Errorf("invalid sandbox spec %q: %s", spec.Name, strings.Join(bad, "; "))
 	}
@@ -239,6 +240,18 @@ func (p *ProcessProvider) Start(ctx context.Context, spec Spec) (_ *Sandbox, ret
 	}
 	defer probeLn.Close()
 
+	relayOpt := p.opt.Relay
+	if spec.Relay != nil {
+		relayOpt = *spec.Relay
+	}
+	egress, shimEg, err := startEgress(spec, scratch, relayOpt, log)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox %s: %w", id, err)
+	}
+	if egress != nil {
+		cleanups = append(cleanups, func() { _ = egress.Close() })
+	}
+
 	cfg := shimConfig{
 		ID:       id,
 		Hostname: "sandbox-" + id,
@@ -248,6 +261,7 @@ func (p *ProcessProvider) Start(ctx context.Context, spec Spec) (_ *Sandbox, ret
 		Port:     spec.Port,
 		Socket:   socket,
 		Probes:   append(slices.Clone(targets), "dns:example.com"),
+		Egress:   shimEg,
 	}
 	home, tmp := filepath.Join(scratch, "home"), filepath.Join(scratch, "tmp")
 	if p.opt.HostFilesystem {
@@ -376,6 +390,9 @@ func (p *ProcessProvider) Start(ctx context.Context, spec Spec) (_ *Sandbox, ret
 	if err := crossCheckEvidence(cmd.Process.Pid, ev); err != nil {
 		return nil, fmt.Errorf("sandbox %s: %w", id, err)
 	}
+	if (egress != nil) != (ev.Egress != nil) {
+		return nil, fmt.Errorf("sandbox %s: init's egress evidence (%v) does not match the %d allowlisted services", id, ev.Egress != nil, len(spec.Egress))
+	}
 	if err := ev.Check(); err != nil {
 		return nil, fmt.Errorf("sandbox %s refused to run the model: %w", id, err)
 	}
@@ -424,6 +441,7 @@ func (p *ProcessProvider) Start(ctx context.Context, spec Spec) (_ *Sandbox, ret
 		scratch:    scratch,
 		socket:     socket,
 		relay:      relay,
+		egress:     egress,
 		evidence:   ev,
 		isolation:  iso,
 		cg:         cg,

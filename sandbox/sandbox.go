@@ -56,6 +56,12 @@ type Spec struct {
 	// Relay, when set, replaces the provider's relay options for this
 	// sandbox: budgets belong to a release, not to the worker.
 	Relay *RelayOptions
+	// Egress are the services (host:port) the model may reach, through the
+	// sandbox's egress proxy and, for loopback addresses, a listener at the
+	// same address inside. Everything else stays unreachable. Every attempt
+	// is recorded (Sandbox.EgressTranscript); the relay's network profile
+	// applies. Empty means no egress at all.
+	Egress []EgressRule `json:",omitempty"`
 }
 
 // Limits confine a sandbox. Zero means "no limit" for each field.
@@ -98,6 +104,8 @@ type NetEvidence struct {
 	Namespace string `json:"namespace"`
 	// HostNamespace is the harness's own network namespace, for contrast.
 	HostNamespace string `json:"host_namespace"`
+	// Egress is the allowlist the model was given; nil when none.
+	Egress *EgressEvidence `json:"egress,omitempty"`
 }
 
 // Check returns an error describing every way the evidence falls short of
@@ -124,6 +132,9 @@ func (e NetEvidence) Check() error {
 		if !p.Blocked {
 			problems = append(problems, fmt.Sprintf("egress to %s succeeded", p.Target))
 		}
+	}
+	if e.Egress != nil && !e.Egress.RefusalProbe.Blocked {
+		problems = append(problems, fmt.Sprintf("egress proxy did not refuse %s, which is not on the allowlist (%s)", e.Egress.RefusalProbe.Target, e.Egress.RefusalProbe.Err))
 	}
 	if e.Namespace == "" || e.Namespace == e.HostNamespace {
 		problems = append(problems, fmt.Sprintf("network namespace %q is not separate from the host's %q", e.Namespace, e.HostNamespace))

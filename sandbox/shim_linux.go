@@ -60,6 +60,8 @@ type shimConfig struct {
 	// Probes are "tcp:host:port" or "dns:name" egress attempts made before
 	// the model starts.
 	Probes []string `json:"probes"`
+	// Egress, when set, opens the way to the allowlisted services.
+	Egress *shimEgress `json:"egress,omitempty"`
 }
 
 // shimGo is the parent's second message: start the model (or not).
@@ -121,6 +123,18 @@ func runShim() int {
 		ln = l
 		defer ln.Close()
 	}
+	// Also before pivot_root: the egress socket's directory is not in the
+	// new root either.
+	var egress *egressShim
+	if cfg.Egress != nil {
+		e, err := openEgressShim(*cfg.Egress, log)
+		if err != nil {
+			return fail(err)
+		}
+		defer e.close()
+		egress = e
+		cfg.Env = e.env(cfg.Env)
+	}
 	if cfg.Root != nil {
 		if err := enterScratchRoot(*cfg.Root); err != nil {
 			return fail(err)
@@ -133,6 +147,9 @@ func runShim() int {
 	ev, err := gatherEvidence(cfg.Probes)
 	if err != nil {
 		return fail(err)
+	}
+	if egress != nil && len(cfg.Probes) > 0 {
+		ev.Egress = egress.evidence(cfg.Probes[0])
 	}
 	iso, err := lockDownAndProbe(cfg)
 	if err != nil {

@@ -33,10 +33,13 @@ const (
 	snapshotCgroupFile     = "cgroup.json"
 	snapshotProcsFile      = "processes.json"
 	snapshotEvidenceFile   = "evidence.json"
-	snapshotWritableFile   = "writable.tar"
-	snapshotStdoutFile     = "stdout.txt"
-	snapshotStderrFile     = "stderr.txt"
-	snapshotCRIUDir        = "criu"
+	// SnapshotEgressFile holds the egress records (EgressRecord) so far;
+	// written only for a sandbox with an allowlist.
+	SnapshotEgressFile   = "egress.json"
+	snapshotWritableFile = "writable.tar"
+	snapshotStdoutFile   = "stdout.txt"
+	snapshotStderrFile   = "stderr.txt"
+	snapshotCRIUDir      = "criu"
 )
 
 // FreezeEvidence shows a sandbox was frozen, from the cgroup itself: a
@@ -278,6 +281,12 @@ func (s *Sandbox) snapshot(ctx context.Context, reason string, keepFrozen bool) 
 		{snapshotCgroupFile, s.cg.StatFiles()},
 		{snapshotProcsFile, s.processes()},
 		{snapshotEvidenceFile, s.AllEvidence()},
+	}
+	if s.egress != nil {
+		writes = append(writes, struct {
+			name string
+			v    any
+		}{SnapshotEgressFile, s.egress.Transcript()})
 	}
 	for _, w := range writes {
 		if err := writeJSONFile(filepath.Join(dir, w.name), w.v); err != nil {

@@ -42,6 +42,7 @@ func newSandboxExecCmd(env Env) *cobra.Command {
 		evidence        bool
 		hostFS          bool
 		readOnly, vars  []string
+		allow           []string
 		snapshotDir     string
 	)
 	cmd := &cobra.Command{
@@ -55,6 +56,12 @@ and a wall-clock deadline. Nothing talks to it: there is no relay. Its stdout an
 stderr are streamed; the environment is only what --env gives (plus PATH, HOME,
 TMPDIR defaults). It needs root (or rootless user namespaces with a delegated
 cgroup v2 subtree).
+
+--allow HOST:PORT (repeatable) lets the command reach that service on the host
+side, and nothing else: through the proxy in HTTP_PROXY, HTTPS_PROXY and
+ALL_PROXY (HTTP CONNECT, absolute-URI HTTP and SOCKS5), and, for a loopback
+address, at the same address inside. Every attempt, allowed or refused, is
+printed on stderr after the command exits.
 
 --evidence prints, after the command's own output, the isolation evidence
 recorded inside the sandbox before the command ran, as JSON on stdout.
@@ -102,6 +109,12 @@ Example:
 				ReadOnlyPaths: readOnly,
 				Limits:        sandbox.Limits{CPUs: cpus, MemoryBytes: mem, Pids: pids, WallClock: timeout},
 			}
+			for _, a := range allow {
+				spec.Egress = append(spec.Egress, sandbox.EgressRule{Address: a})
+			}
+			if err := sandbox.ValidateEgress(spec.Egress); err != nil {
+				return withCode(ExitBadInput, fmt.Errorf("--allow: %w", err))
+			}
 			return runSandboxed(cmd.Context(), env, p, spec, evidence)
 		},
 	}
@@ -116,6 +129,7 @@ Example:
 	f.StringVar(&workDir, "workdir", "", "host directory bound read-only at the same path and used as the working directory")
 	f.StringArrayVar(&readOnly, "ro", nil, "further host path to bind read-only at the same path (repeatable)")
 	f.StringArrayVar(&vars, "env", nil, "KEY=value for the command's environment (repeatable; nothing is inherited)")
+	f.StringArrayVar(&allow, "allow", nil, "HOST:PORT the command may reach (repeatable; everything else stays unreachable)")
 	f.StringVar(&snapshotDir, "snapshot-dir", "", "on failure, write a snapshot (see 'starter snapshot show') under this directory")
 	f.BoolVar(&hostFS, "host-filesystem", false, "debug: show the host's tree instead of the scratch root (Landlock still confines writes)")
 	return cmd
@@ -148,6 +162,15 @@ func runSandboxed(ctx context.Context, env Env, p *sandbox.ProcessProvider, spec
 	for _, snap := range s.Snapshots() {
 		fmt.Fprintf(env.Stderr, "snapshot (%s): %s\n", snap.Manifest.Reason, snap.Dir)
 	}
+	if len(spec.Egress) > 0 {
+		// Stop closes the egress relay, so the transcript is complete.
+		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+		if err := s.Stop(stopCtx); err != nil {
+			env.Logger.Warn("sandbox stop", "err", err)
+		}
+		cancel()
+		printEgress(env, s.EgressTranscript())
+	}
 	if printEvidence {
 		enc := json.NewEncoder(env.Stdout)
 		enc.SetIndent("", "  ")
@@ -167,4 +190,22 @@ func runSandboxed(ctx context.Context, env Env, p *sandbox.ProcessProvider, spec
 		return withCode(st.ExitStatus, werr)
 	}
 	return nil
+}
+
+// printEgress lists every connection the command attempted out of the
+// sandbox, one line each, on stderr.
+func printEgress(env Env, recs []sandbox.EgressRecord) {
+	for _, r := range recs {
+		if r.Via == sandbox.EgressViaProbe {
+			continue // the harness's own check, not the command's
+		}
+		switch {
+		case !r.Allowed:
+			fmt.Fprintf(env.Stderr, "egress refused %s via %s: %s\n", r.Target, r.Via, r.Reason)
+		case r.Err != "":
+			fmt.Fprintf(env.Stderr, "egress allowed %s via %s, failed: %s\n", r.Target, r.Via, r.Err)
+		default:
+			fmt.Fprintf(env.Stderr, "egress allowed %s via %s: sent %d B, received %d B in %s\n", r.Target, r.Via, r.BytesSent, r.BytesReceived, r.Duration.Round(time.Millisecond))
+		}
+	}
 }

@@ -297,6 +297,9 @@ func hasKey(env []string, k string) bool {
 // Start creates and starts the container, checks what the engine applied,
 // and puts a relay in front. On any failure it removes what it created.
 func (p *Provider) Start(ctx context.Context, spec sandbox.Spec) (*Sandbox, error) {
+	if len(spec.Egress) > 0 {
+		return nil, errors.New("docker provider: Spec.Egress is not supported (the container has no network); an egress allowlist needs the process provider's egress relay")
+	}
 	if spec.NoRelay {
 		return nil, errors.New("docker provider: Spec.NoRelay is not supported; one-shot commands use the process provider")
 	}

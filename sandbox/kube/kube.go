@@ -206,6 +206,8 @@ func (p *Provider) Start(ctx context.Context, spec sandbox.Spec) (*Sandbox, erro
 	switch {
 	case spec.NoRelay:
 		return nil, errors.New("kubernetes provider: Spec.NoRelay is not supported; one-shot commands use the process provider")
+	case len(spec.Egress) > 0:
+		return nil, errors.New("kubernetes provider: Spec.Egress is not supported (the pod's deny-all policy stays); an egress allowlist needs the process provider's egress relay")
 	case len(spec.Command) == 0 || spec.Command[0] == "":
 		return nil, errors.New("kubernetes provider: Spec.Command is empty; give the model server's argv inside the image")
 	case spec.Port < 1 || spec.Port > 65535:
