@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"sync"
@@ -241,42 +240,21 @@ func (s *Sandbox) WaitReady(ctx context.Context) error {
 	if s.socket == "" {
 		return fmt.Errorf("sandbox %s has no relay (Spec.NoRelay): nothing to wait for", s.id)
 	}
-	client := &http.Client{
-		Transport: &http.Transport{
-			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-				var d net.Dialer
-				return d.DialContext(ctx, "unix", s.socket)
-			},
-			DisableKeepAlives: true,
-		},
-		Timeout: 2 * time.Second,
-	}
-	defer client.CloseIdleConnections()
-	tick := time.NewTicker(25 * time.Millisecond)
-	defer tick.Stop()
-	var last error
-	for {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://sandbox/", nil)
-		if err != nil {
-			return fmt.Errorf("sandbox %s readiness: %w", s.id, err)
-		}
-		resp, err := client.Do(req)
-		if err == nil {
-			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
-			resp.Body.Close()
-			return nil
-		}
-		last = err
-		select {
-		case <-s.done:
-			s.mu.Lock()
-			exitErr := s.exitErr
-			s.mu.Unlock()
-			return fmt.Errorf("sandbox %s: model exited before listening on port %d: %v; stderr tail:\n%s", s.id, s.spec.Port, exitErr, s.stderr.String())
-		case <-ctx.Done():
-			return fmt.Errorf("sandbox %s: model not ready on port %d (last error: %v); stderr tail:\n%s: %w", s.id, s.spec.Port, last, s.stderr.String(), ctx.Err())
-		case <-tick.C:
-		}
+	up := Upstream{Host: "sandbox", Dial: func(ctx context.Context) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", s.socket)
+	}}
+	err := WaitUpstream(ctx, up, s.done)
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() == nil:
+		s.mu.Lock()
+		exitErr := s.exitErr
+		s.mu.Unlock()
+		return fmt.Errorf("sandbox %s: model exited before listening on port %d: %v; stderr tail:\n%s", s.id, s.spec.Port, exitErr, s.stderr.String())
+	default:
+		return fmt.Errorf("sandbox %s: port %d: %w; stderr tail:\n%s", s.id, s.spec.Port, err, s.stderr.String())
 	}
 }
 

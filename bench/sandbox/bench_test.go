@@ -109,24 +109,8 @@ func interleaved(dial func(ctx context.Context, network, addr string) (net.Conn,
 // profile), taking turns in 100 ms blocks at 1,000 req/s for window each,
 // so that all three see the same machine at the same time.
 func BenchmarkRelayAddedLatency(b *testing.B) {
-	model := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = io.WriteString(w, reply)
-	}))
-	defer model.Close()
+	model, relay := modelAndRelay(b)
 	addr := model.Listener.Addr().String()
-	relay, err := sandbox.NewRelay(sandbox.RelayOptions{MaxRequests: 1 << 40, MaxTokens: 1 << 50, MaxBytes: 1 << 50}, sandbox.Upstream{
-		Host: addr,
-		Dial: func(ctx context.Context) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "tcp", addr)
-		},
-	}, slog.New(slog.DiscardHandler))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer relay.Close()
 	u, _ := url.Parse(model.URL)
 	rp := httputil.NewSingleHostReverseProxy(u)
 	rp.Transport = &http.Transport{MaxIdleConnsPerHost: 128}

@@ -19,20 +19,7 @@ import (
 // BenchmarkRelayClosedLoop is a CPU-profiling aid: one relayed request per
 // iteration, parallel, no pacing.
 func BenchmarkRelayClosedLoop(b *testing.B) {
-	model := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		_, _ = io.WriteString(w, reply)
-	}))
-	defer model.Close()
-	addr := model.Listener.Addr().String()
-	relay, err := sandbox.NewRelay(sandbox.RelayOptions{MaxRequests: 1 << 40}, sandbox.Upstream{Host: addr, Dial: func(ctx context.Context) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "tcp", addr)
-	}}, slog.New(slog.DiscardHandler))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer relay.Close()
+	model, relay := modelAndRelay(b)
 	for _, tc := range []struct{ name, url string }{{"direct", model.URL}, {"relay", relay.URL()}} {
 		b.Run(tc.name, func(b *testing.B) {
 			c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
@@ -56,20 +43,7 @@ func BenchmarkRelayClosedLoop(b *testing.B) {
 // hop costs whatever else the machine is doing, so this is the figure to
 // watch while the machine is shared; the latency benchmarks need it quiet.
 func BenchmarkRelayCPU(b *testing.B) {
-	model := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		_, _ = io.WriteString(w, reply)
-	}))
-	defer model.Close()
-	addr := model.Listener.Addr().String()
-	relay, err := sandbox.NewRelay(sandbox.RelayOptions{MaxRequests: 1 << 40, MaxTokens: 1 << 50}, sandbox.Upstream{Host: addr, Dial: func(ctx context.Context) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "tcp", addr)
-	}}, slog.New(slog.DiscardHandler))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer relay.Close()
+	model, relay := modelAndRelay(b)
 	cpu := func() time.Duration {
 		var ru syscall.Rusage
 		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
@@ -100,4 +74,25 @@ func BenchmarkRelayCPU(b *testing.B) {
 		b.ReportMetric(us(r-d), "relay_cpu_µs")
 		b.ReportMetric(float64(r)/float64(d), "x_direct")
 	}
+}
+
+// modelAndRelay starts a trivial chat model and a relay in front of it
+// (request and token budgets on, transcript on); both stop at cleanup.
+func modelAndRelay(b *testing.B) (*httptest.Server, *sandbox.Relay) {
+	model := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, reply)
+	}))
+	b.Cleanup(model.Close)
+	addr := model.Listener.Addr().String()
+	relay, err := sandbox.NewRelay(sandbox.RelayOptions{MaxRequests: 1 << 40, MaxTokens: 1 << 50, MaxBytes: 1 << 50}, sandbox.Upstream{Host: addr, Dial: func(ctx context.Context) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "tcp", addr)
+	}}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { relay.Close() })
+	return model, relay
 }
