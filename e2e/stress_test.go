@@ -128,7 +128,9 @@ func TestStressKneeLowerUnderWAN(t *testing.T) {
 	if !(knee["wan"] < knee["lan"]) {
 		t.Errorf("knee under wan %v/s is not below lan's %v/s", knee["wan"], knee["lan"])
 	}
-	if !slices.ContainsFunc(rep.Stages, func(s audit.StageReport) bool { return s.Name == workflows.StageStress && s.Status == workflows.StateDone }) {
+	if !slices.ContainsFunc(rep.Stages, func(s audit.StageReport) bool {
+		return s.Name == workflows.StageStress && s.Status == workflows.StateDone
+	}) {
 		t.Error("the report lists no finished stress stage")
 	}
 }
