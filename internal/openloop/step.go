@@ -130,9 +130,12 @@ func send(ctx context.Context, c *http.Client, opt StepOptions, ct string, start
 	switch {
 	case err == nil:
 		r.Outcome = OK
-	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil, r.Status == http.StatusGatewayTimeout:
+	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil, r.Status == http.StatusGatewayTimeout,
+		ctx.Err() == nil && r.Latency >= opt.Timeout:
+		// Not answered within the timeout, whatever error the cut-off
+		// surfaced as.
 		r.Outcome, r.Err = TimedOut, err.Error()
-		if r.Status != http.StatusGatewayTimeout {
+		if r.Status != http.StatusGatewayTimeout || r.Latency > opt.Timeout {
 			// The deadline is the latency we know it exceeded.
 			r.Latency, r.Done = opt.Timeout, r.Scheduled+opt.Timeout
 		}
