@@ -130,6 +130,8 @@ type Suites struct {
 	Fairness   *Fairness   `yaml:"fairness,omitempty" json:"fairness,omitempty"`
 	Robustness *Robustness `yaml:"robustness,omitempty" json:"robustness,omitempty"`
 	Membership *Membership `yaml:"membership,omitempty" json:"membership,omitempty"`
+	// Stress ramps the request rate under network profiles (opt-in).
+	Stress *Stress `yaml:"stress,omitempty" json:"stress,omitempty"`
 }
 
 // Adversarial configures the red-teaming stage.
@@ -269,6 +271,9 @@ func (r *Release) Defaults() {
 		defaultModel(r.Incumbent)
 	}
 	r.predictiveDefaults()
+	if r.Suites.Stress != nil {
+		r.Suites.Stress.defaults()
+	}
 	a := &r.Suites.Adversarial
 	if a.Shards == 0 {
 		a.Shards = 4
@@ -390,6 +395,7 @@ func (r *Release) Validate() error {
 		validateModel("incumbent", r.Incumbent, add)
 	}
 	r.validatePredictive(add)
+	r.validateStress(add)
 	a := r.Suites.Adversarial
 	if r.Model.Type != TypeChat {
 		// Red teaming is for chat models; a predictive release leaves it out.

@@ -273,7 +273,8 @@ func KnownMetrics() []string {
 		MetricAgreement, MetricAgreementGap, MetricSimilarity,
 		MetricLatencyP95Ratio, MetricShadowErrorRate,
 	}
-	return append(out, predictiveMetricNames()...)
+	out = append(out, predictiveMetricNames()...)
+	return append(out, stressMetricNames()...)
 }
 
 // ValidateMetric reports whether name is a known metric, listing the known
@@ -289,6 +290,9 @@ func ValidateMetric(name string) error {
 		return fmt.Errorf("empty; set it to one of: %s", strings.Join(KnownMetrics(), ", "))
 	}
 	if handled, err := validatePredictiveMetric(name); handled {
+		return err
+	}
+	if handled, err := validateStressMetric(name); handled {
 		return err
 	}
 	// asr_upper first: "adversarial.asr_upper.X" also starts with "adversarial.asr".

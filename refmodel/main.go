@@ -59,6 +59,7 @@ func Run(ctx context.Context, args []string, logw io.Writer) error {
 	variant := fs.String("variant", string(Hardened), "model variant: chat: incumbent, hardened or leaky; credit: fair, biased or overfit; credit-limit: fair or biased; imaging: brittle or robust")
 	listen := fs.String("listen", "127.0.0.1:8000", "address to listen on (port 0 picks a free port)")
 	latency := fs.Duration("latency", 0, "fixed delay added to each completion, e.g. 5ms")
+	slots := fs.Int("slots", 0, "chat: completions served at once (others wait in line); with --latency the capacity is slots/latency per second; 0 = unbounded")
 	maxBody := fs.Int64("max-body", DefaultMaxBodyBytes, "largest request body in bytes; larger requests get 413")
 	verbose := fs.Bool("v", false, "log every completion (intent, refusal reason)")
 	if err := fs.Parse(args); err != nil {
@@ -72,6 +73,9 @@ func Run(ctx context.Context, args []string, logw io.Writer) error {
 	}
 	if *latency < 0 || *maxBody <= 0 {
 		return fmt.Errorf("%w: --latency must be >= 0 and --max-body > 0", errUsage)
+	}
+	if *slots < 0 {
+		return fmt.Errorf("%w: --slots must be >= 0 (0 = unbounded)", errUsage)
 	}
 	level := slog.LevelInfo
 	if *verbose {
@@ -93,7 +97,7 @@ func Run(ctx context.Context, args []string, logw io.Writer) error {
 		if err != nil {
 			return err
 		}
-		handler = NewHandler(m, ServerOptions{Latency: *latency, MaxBodyBytes: *maxBody, Logger: log})
+		handler = NewHandler(m, ServerOptions{Latency: *latency, MaxBodyBytes: *maxBody, Logger: log, Slots: *slots})
 		modelName = m.Name()
 	} else {
 		set := map[string]bool{}

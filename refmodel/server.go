@@ -33,6 +33,12 @@ type ServerOptions struct {
 	// Logger receives one line per completion at debug level and panics at
 	// error level; nil discards.
 	Logger *slog.Logger
+	// Slots bounds how many completions are served at once, as a real
+	// inference server has a fixed number of sequence slots (vLLM's
+	// max_num_seqs, llama.cpp's --parallel); a request waits in line for a
+	// slot, so with Latency as the service time the model's capacity is
+	// Slots/Latency requests per second. 0 means unbounded.
+	Slots int
 }
 
 // NewHandler serves m over the OpenAI-compatible API:
@@ -47,6 +53,9 @@ func NewHandler(m *Model, opt ServerOptions) http.Handler {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &server{m: m, opt: opt}
+	if opt.Slots > 0 {
+		s.slots = make(chan struct{}, opt.Slots)
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/v1/chat/completions", s.method(http.MethodPost, s.chat))
 	mux.HandleFunc("/v1/completions", s.method(http.MethodPost, s.completions))
@@ -61,8 +70,9 @@ func NewHandler(m *Model, opt ServerOptions) http.Handler {
 }
 
 type server struct {
-	m   *Model
-	opt ServerOptions
+	m     *Model
+	opt   ServerOptions
+	slots chan struct{} // nil when unbounded
 }
 
 // recover turns a panic — a bug, never an input the model dislikes — into a
@@ -149,6 +159,11 @@ func (s *server) chat(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_request_error", fmt.Sprintf("top_logprobs: must be between 0 and %d", maxTopLogprobs))
 		return
 	}
+	release, err := s.acquire(r.Context())
+	if err != nil {
+		return // client went away while waiting for a slot
+	}
+	defer release()
 	if err := sleep(r.Context(), s.opt.Latency); err != nil {
 		return // client went away; nobody to answer
 	}
@@ -180,6 +195,20 @@ func (s *server) chat(w http.ResponseWriter, r *http.Request) {
 	s.opt.Logger.Debug("completion", "model", s.m.Name(), "intent", rep.Intent, "refused", rep.Refused, "reason", rep.Reason,
 		"prompt_tokens", prompt, "completion_tokens", completion)
 	writeJSON(w, http.StatusOK, out)
+}
+
+// acquire waits for a completion slot; the request body is already read,
+// so a slow upload does not hold one (as in an async server).
+func (s *server) acquire(ctx context.Context) (func(), error) {
+	if s.slots == nil {
+		return func() {}, nil
+	}
+	select {
+	case s.slots <- struct{}{}:
+		return func() { <-s.slots }, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("wait for a slot: %w", ctx.Err())
+	}
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

@@ -20,6 +20,7 @@ const QueryStatus = "status"
 // Stage names, in order, as shown in the status query and the UI.
 const (
 	StageProvision   = "provision"
+	StageStress      = "stress"
 	StageGenerate    = "generate"
 	StageAdversarial = "adversarial"
 	StagePrivacy     = "privacy"
@@ -30,7 +31,7 @@ const (
 )
 
 // Stages lists every stage in the order a release runs them.
-var Stages = []string{StageProvision, StageGenerate, StageAdversarial, StagePrivacy, StageGate, StageShadow, StageReport, StageTeardown}
+var Stages = []string{StageProvision, StageStress, StageGenerate, StageAdversarial, StagePrivacy, StageGate, StageShadow, StageReport, StageTeardown}
 
 // Verdicts.
 const (

@@ -156,7 +156,7 @@ func (r *release) suiteMetrics() map[string]float64 {
 // suiteSections are the report sections in the order the suites run.
 func (r *release) suiteSections() []audit.SuiteSection {
 	var out []audit.SuiteSection
-	for _, name := range []string{activities.SuiteRedTeam, activities.SuiteLLMLeak, activities.SuiteFairness, activities.SuiteRobustness, activities.SuiteMembership} {
+	for _, name := range []string{activities.SuiteStress, activities.SuiteRedTeam, activities.SuiteLLMLeak, activities.SuiteFairness, activities.SuiteRobustness, activities.SuiteMembership} {
 		if res, ok := r.suites[name]; ok {
 			out = append(out, res.Section)
 		}

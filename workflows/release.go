@@ -186,6 +186,9 @@ func (r *release) sandboxPhase(ctx workflow.Context) (err error) {
 		inc = &ref
 	}
 	r.setStage(ctx, StageProvision, StateDone, fmt.Sprintf("%d sandbox(es); egress blocked: %v; interfaces %v", len(r.sandboxes), cand.EgressBlocked, cand.Interfaces))
+	if err := r.stressStage(ctx, sctx, cand); err != nil {
+		return err
+	}
 	if predictive {
 		return r.predictivePhase(ctx, sctx, cand)
 	}
