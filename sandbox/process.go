@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"os/exec"
 	"sync"
@@ -240,11 +239,7 @@ func (s *Sandbox) WaitReady(ctx context.Context) error {
 	if s.socket == "" {
 		return fmt.Errorf("sandbox %s has no relay (Spec.NoRelay): nothing to wait for", s.id)
 	}
-	up := Upstream{Host: "sandbox", Dial: func(ctx context.Context) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "unix", s.socket)
-	}}
-	err := WaitUpstream(ctx, up, s.done)
+	err := WaitUpstream(ctx, s.Upstream(), s.done)
 	switch {
 	case err == nil:
 		return nil

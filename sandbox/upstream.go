@@ -52,6 +52,7 @@ func WaitUpstream(ctx context.Context, up Upstream, exited <-chan struct{}) erro
 		}
 	}
 }
+
 // Upstream is a way to the model that bypasses the sandbox's own relay, so a
 // stage can put a relay of its own in front of the same model (for example
 // one per simulated network profile) without changing the sandbox's budgets

@@ -52,7 +52,8 @@ func Interleaved(ctx context.Context, c *http.Client, urls []string, body string
 	lat := make([]time.Duration, n)
 	bad := make([]bool, n)
 	var wg sync.WaitGroup
-	pace(time.Now().Add(5*time.Millisecond), interval, n, func(i int, at time.Time) {
+	// A cancelled ctx fails the requests not yet sent; they count as errors.
+	_ = pace(ctx, time.Now().Add(5*time.Millisecond), interval, n, func(i int, at time.Time) {
 		url := urls[(i/perBlock)%len(urls)]
 		wg.Add(1)
 		go func() {

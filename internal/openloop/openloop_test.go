@@ -41,7 +41,7 @@ func TestPaceFiresEveryInstantInOrder(t *testing.T) {
 	start := time.Now()
 	var last time.Time
 	n := 0
-	pace(start, time.Millisecond, 50, func(i int, at time.Time) {
+	_ = pace(context.Background(), start, time.Millisecond, 50, func(i int, at time.Time) {
 		if i != n || !at.Equal(start.Add(time.Duration(i)*time.Millisecond)) {
 			t.Fatalf("call %d got i=%d at=%v", n, i, at.Sub(start))
 		}

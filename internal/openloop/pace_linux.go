@@ -1,6 +1,7 @@
 package openloop
 
 import (
+	"context"
 	"runtime"
 	"time"
 
@@ -14,10 +15,11 @@ import (
 // instant 1 ms away is ~0.5 ms late at the median and ~1.1 ms at p99, which
 // a latency benchmark would then charge to the system under test. The
 // thread is not unlocked, so the runtime discards it with its changed slack.
-func pace(start time.Time, interval time.Duration, n int, fire func(i int, at time.Time)) {
-	done := make(chan struct{})
+// It stops early, returning ctx's error, when ctx ends (checked at every
+// instant).
+func pace(ctx context.Context, start time.Time, interval time.Duration, n int, fire func(i int, at time.Time)) error {
+	done := make(chan error, 1)
 	go func() {
-		defer close(done)
 		runtime.LockOSThread()
 		precise := unix.Prctl(unix.PR_SET_TIMERSLACK, 1, 0, 0, 0) == nil
 		for i := range n {
@@ -31,8 +33,13 @@ func pace(start time.Time, interval time.Duration, n int, fire func(i int, at ti
 					time.Sleep(d)
 				}
 			}
+			if err := ctx.Err(); err != nil {
+				done <- err
+				return
+			}
 			fire(i, at)
 		}
+		done <- nil
 	}()
-	<-done
+	return <-done
 }

@@ -79,23 +79,15 @@ func Step(ctx context.Context, c *http.Client, opt StepOptions) ([]Request, erro
 	out := make([]Request, n)
 	var wg sync.WaitGroup
 	start := time.Now().Add(5 * time.Millisecond)
-	for i := range n {
-		at := start.Add(time.Duration(i) * interval)
-		if d := time.Until(at); d > 0 {
-			t := time.NewTimer(d)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				t.Stop()
-				wg.Wait()
-				return nil, fmt.Errorf("openloop: step stopped: %w", ctx.Err())
-			}
-		}
+	if err := pace(ctx, start, interval, n, func(i int, at time.Time) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			out[i] = send(ctx, c, opt, ct, start, at)
 		}()
+	}); err != nil {
+		wg.Wait()
+		return nil, fmt.Errorf("openloop: step stopped: %w", err)
 	}
 	wg.Wait()
 	return out, ctx.Err()
