@@ -37,6 +37,9 @@ type AuditRef struct {
 func (a *Activities) AppendAudit(ctx context.Context, in AuditInput) (AuditRef, error) {
 	rec := in.Record
 	for _, key := range in.Keys {
+		if key == "" {
+			continue // a stage that wrote no file
+		}
 		b, err := a.Store.Get(ctx, key)
 		if err != nil {
 			return AuditRef{}, fmt.Errorf("audit: digest %s: %w", key, err)

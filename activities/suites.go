@@ -54,7 +54,13 @@ func writeTable[T any](ctx context.Context, f *suiteFiles, table string, rows []
 	return nil
 }
 
+// finish writes the suite's manifest and returns its key, or "" when the
+// suite wrote no file (e.g. red teaming without adaptive attackers: only
+// metrics), since a manifest lists at least one file.
 func (f *suiteFiles) finish(ctx context.Context) (string, int64, error) {
+	if len(f.manifest.Files) == 0 {
+		return "", 0, nil
+	}
 	key := f.prefix + "manifest.json"
 	if _, err := f.a.putJSON(ctx, key, f.manifest); err != nil {
 		return "", 0, err

@@ -67,6 +67,24 @@ func TestStressKneeLowerUnderWAN(t *testing.T) {
 	broken := map[string]bool{}
 	steps := 0
 	for i, f := range man.Files {
+		if strings.Contains(f.Key, "/requests/") {
+			// What failed, when something did: the first few distinct errors.
+			path := filepath.Join(t.TempDir(), "requests.parquet")
+			if _, err := env.store.Download(ctx, f.Key, path); err != nil {
+				t.Fatal(err)
+			}
+			errs, err := arrowcheck.ReadColumnStrings(path, "error")
+			if err != nil {
+				t.Fatalf("arrow: %s: %v", f.Key, err)
+			}
+			seen := map[string]bool{}
+			for _, e := range errs {
+				if e != "" && !seen[e] && len(seen) < 3 {
+					seen[e] = true
+					t.Logf("%s: request error: %s", f.Key, e)
+				}
+			}
+		}
 		if !strings.Contains(f.Key, "/steps/") {
 			continue
 		}

@@ -18,7 +18,10 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Transport is an http.RoundTripper to the one upstream Dial reaches,
@@ -51,11 +54,12 @@ func (t *Transport) get(ctx context.Context) (*conn, bool, error) {
 	for len(t.idle) > 0 {
 		c := t.idle[len(t.idle)-1]
 		t.idle = t.idle[:len(t.idle)-1]
-		if t.IdleTimeout <= 0 || time.Since(c.used) < t.idleTimeout() {
-			t.mu.Unlock()
+		t.mu.Unlock()
+		if time.Since(c.used) < t.idleTimeout() && alive(c) {
 			return c, true, nil
 		}
 		c.c.Close()
+		t.mu.Lock()
 	}
 	t.mu.Unlock()
 	nc, err := t.Dial(ctx)
@@ -63,6 +67,37 @@ func (t *Transport) get(ctx context.Context) (*conn, bool, error) {
 		return nil, false, fmt.Errorf("dial upstream: %w", err)
 	}
 	return &conn{c: nc, br: bufio.NewReaderSize(nc, 16<<10), bw: bufio.NewWriterSize(nc, 16<<10)}, false, nil
+}
+
+// alive reports whether an idle connection can take a request: the peer
+// has not closed it and sent nothing unasked. net/http's transport learns
+// this from a read goroutine per connection; here one non-blocking peek
+// (MSG_PEEK|MSG_DONTWAIT) asks the kernel. A request written to a
+// connection the server already closed fails after its body was consumed
+// and could not be retried.
+func alive(c *conn) bool {
+	if c.br.Buffered() > 0 {
+		return false // bytes nobody asked for: the stream is out of step
+	}
+	sc, ok := c.c.(syscall.Conn)
+	if !ok {
+		return true
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	ok = true
+	var buf [1]byte
+	if err := rc.Read(func(fd uintptr) bool {
+		n, _, rerr := unix.Recvfrom(int(fd), buf[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		// EAGAIN: open and quiet, the only state a reusable one is in.
+		ok = n < 0 && (rerr == unix.EAGAIN || rerr == unix.EWOULDBLOCK)
+		return true
+	}); err != nil {
+		return false
+	}
+	return ok
 }
 
 func (t *Transport) idleTimeout() time.Duration {
@@ -105,14 +140,22 @@ func (t *Transport) CloseIdleConnections() {
 // closed, and is closed otherwise. A request on a reused connection that
 // fails before any reply byte arrived is retried once on a new one when
 // its body can be replayed (none, or GetBody set).
-func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+func (t *Transport) RoundTrip(req *http.Request) (resp *http.Response, err error) {
+	// The RoundTripper contract: the body is closed, errors included. A
+	// server handler whose request body is proxied relies on it (its
+	// server must not find the body still open after the handler).
+	defer func() {
+		if err != nil && req.Body != nil {
+			req.Body.Close()
+		}
+	}()
 	ctx := req.Context()
 	for attempt := 0; ; attempt++ {
 		c, reused, err := t.get(ctx)
 		if err != nil {
 			return nil, err
 		}
-		resp, err := t.exchange(ctx, c, req)
+		resp, err = t.exchange(ctx, c, req)
 		if err == nil {
 			return resp, nil
 		}

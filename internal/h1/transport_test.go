@@ -141,3 +141,69 @@ func TestUnreadBodyClosesTheConnection(t *testing.T) {
 		t.Fatalf("dialled %d times, want 2: a half-read reply must not return its connection", n)
 	}
 }
+
+func TestDeadIdleConnectionIsNotUsedForABody(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		_, _ = w.Write(b)
+	}))
+	defer srv.Close()
+	var dials atomic.Int64
+	tr := &Transport{Dial: dialer(srv.Listener.Addr().String(), &dials)}
+	c := &http.Client{Transport: tr}
+	post := func(body string) {
+		t.Helper()
+		// No GetBody: a request written to a dead connection could not
+		// be retried, so the dead one must be noticed before writing.
+		req, _ := http.NewRequest(http.MethodPost, "http://upstream/", io.NopCloser(strings.NewReader(body)))
+		req.ContentLength = int64(len(body))
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(got) != body {
+			t.Fatalf("echo %q, want %q", got, body)
+		}
+	}
+	post("one")
+	srv.CloseClientConnections()
+	// The close reaches our end asynchronously: poll until the pool sees it.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		tr.mu.Lock()
+		c := tr.idle[0]
+		tr.mu.Unlock()
+		if !alive(c) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("closed connection still looks alive")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	post("two")
+	if n := dials.Load(); n != 2 {
+		t.Fatalf("dialled %d times, want 2", n)
+	}
+}
+
+type closeCounter struct {
+	io.Reader
+	closed atomic.Int64
+}
+
+func (c *closeCounter) Close() error { c.closed.Add(1); return nil }
+
+func TestBodyClosedWhenTheExchangeFails(t *testing.T) {
+	tr := &Transport{Dial: func(ctx context.Context) (net.Conn, error) { return nil, errors.New("no route") }}
+	body := &closeCounter{Reader: strings.NewReader("x")}
+	req, _ := http.NewRequest(http.MethodPost, "http://upstream/", body)
+	if _, err := tr.RoundTrip(req); err == nil {
+		t.Fatal("no error from a failed dial")
+	}
+	if body.closed.Load() != 1 {
+		t.Fatalf("body closed %d times, want 1 (RoundTripper contract)", body.closed.Load())
+	}
+}

@@ -14,7 +14,9 @@ import (
 // has millisecond resolution: on this kind of machine time.Sleep to an
 // instant 1 ms away is ~0.5 ms late at the median and ~1.1 ms at p99, which
 // a latency benchmark would then charge to the system under test. The
-// thread is not unlocked, so the runtime discards it with its changed slack.
+// thread's slack is reset and the thread unlocked at the end, never left
+// to exit: a thread's exit sends the parent-death signal to every child it
+// forked (a sandbox started from it earlier would be SIGKILLed).
 // It stops early, returning ctx's error, when ctx ends (checked at every
 // instant).
 func pace(ctx context.Context, start time.Time, interval time.Duration, n int, fire func(i int, at time.Time)) error {
@@ -22,6 +24,12 @@ func pace(ctx context.Context, start time.Time, interval time.Duration, n int, f
 	go func() {
 		runtime.LockOSThread()
 		precise := unix.Prctl(unix.PR_SET_TIMERSLACK, 1, 0, 0, 0) == nil
+		defer func() {
+			// 0 restores the default slack (were that to fail, a pool
+			// thread with precise timers does no harm).
+			_ = unix.Prctl(unix.PR_SET_TIMERSLACK, 0, 0, 0, 0)
+			runtime.UnlockOSThread()
+		}()
 		for i := range n {
 			at := start.Add(time.Duration(i) * interval)
 			if d := time.Until(at); d > 0 {
