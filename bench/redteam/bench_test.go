@@ -31,6 +31,8 @@ import (
 	"github.com/sandgate/sandgate/datasets"
 	"github.com/sandgate/sandgate/modelapi"
 	"github.com/sandgate/sandgate/redteam"
+
+	"github.com/sandgate/sandgate/internal/hrsleep"
 )
 
 const (
@@ -48,13 +50,13 @@ var reply = []byte(`{"id":"c","object":"chat.completion","model":"bench","choice
 // the report shows what the endpoint really did in this run.
 type endpoint struct {
 	delay time.Duration
-	sleep *sleeper
+	sleep *hrsleep.Sleeper
 	slept atomic.Int64 // total service time, ns
 	calls atomic.Int64
 }
 
 func newEndpoint(delay time.Duration) *endpoint {
-	return &endpoint{delay: delay, sleep: newSleeper(2 * concurrency)}
+	return &endpoint{delay: delay, sleep: hrsleep.New(2 * concurrency)}
 }
 
 func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -66,7 +68,7 @@ func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if e.delay > 0 {
-		if err := e.sleep.until(start.Add(e.delay)); err != nil {
+		if err := e.sleep.Until(start.Add(e.delay)); err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}
@@ -110,7 +112,7 @@ func run(ctx context.Context, url string, n int, emit func(redteam.AttemptRow) e
 // flushed, overshoots on a loaded machine).
 func BenchmarkThroughput(b *testing.B) {
 	e := newEndpoint(latency)
-	defer e.sleep.close() // after the server has finished every request
+	defer e.sleep.Close() // after the server has finished every request
 	srv := httptest.NewServer(e)
 	defer srv.Close()
 	// Warm the connection pool outside the timing.
@@ -171,7 +173,7 @@ func TestPeakRSS(t *testing.T) {
 		t.Skip("set SANDGATE_RSS_ATTEMPTS=100000 to run")
 	}
 	e := newEndpoint(time.Millisecond)
-	defer e.sleep.close() // after the server has finished every request
+	defer e.sleep.Close() // after the server has finished every request
 	srv := httptest.NewServer(e)
 	defer srv.Close()
 	f, err := os.Create(filepath.Join(t.TempDir(), "attempts.parquet"))

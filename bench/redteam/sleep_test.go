@@ -5,6 +5,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sandgate/sandgate/internal/hrsleep"
 )
 
 // BenchmarkEndpointSleep reports how late the endpoint's 20 ms wait ends,
@@ -13,13 +15,13 @@ import (
 //
 //	go test ./bench/redteam -run '^$' -bench EndpointSleep -benchtime 20x
 func BenchmarkEndpointSleep(b *testing.B) {
-	s := newSleeper(2 * concurrency)
-	defer s.close()
+	s := hrsleep.New(2 * concurrency)
+	defer s.Close()
 	for _, c := range []struct {
 		name string
 		wait func(time.Time) error
 	}{
-		{"timerfd", s.until},
+		{"timerfd", s.Until},
 		{"time.Sleep", func(d time.Time) error { time.Sleep(time.Until(d)); return nil }},
 	} {
 		b.Run(c.name, func(b *testing.B) {
