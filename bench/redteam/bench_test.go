@@ -4,23 +4,27 @@
 //	go test ./bench/redteam -run '^$' -bench Throughput -benchtime 20000x
 //	SANDGATE_RSS_ATTEMPTS=100000 /usr/bin/time -v go test ./bench/redteam -run TestPeakRSS -count=1
 //
-// The endpoint is a test double: it waits on a timerfd (sleep_linux.go)
-// rather than time.Sleep, which wakes ~1 ms late here, so endpoint-ms is
-// its real service time (arrival to reply flushed) and the gap to
-// client-ms is the runner's. BenchmarkJudge, BenchmarkParseCompletion and
+// The endpoint is a test double in its own process, as a model server is:
+// it waits on a timerfd (internal/hrsleep) rather than time.Sleep, which
+// wakes ~1 ms late here, so endpoint-ms is its real service time (arrival
+// to reply flushed) and the gap to client-ms is the runner's. The runner's
+// process uses the worker's garbage-collector policy (internal/gctune). BenchmarkJudge, BenchmarkParseCompletion and
 // BenchmarkEndpointSleep break one attempt down.
 package redteambench
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -32,7 +36,9 @@ import (
 	"github.com/sandgate/sandgate/modelapi"
 	"github.com/sandgate/sandgate/redteam"
 
+	"github.com/sandgate/sandgate/internal/gctune"
 	"github.com/sandgate/sandgate/internal/hrsleep"
+	"github.com/sandgate/sandgate/internal/reexec"
 )
 
 const (
@@ -60,6 +66,10 @@ func newEndpoint(delay time.Duration) *endpoint {
 }
 
 func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/stats" {
+		fmt.Fprintf(w, "%d %d", e.calls.Load(), e.slept.Load())
+		return
+	}
 	start := time.Now()
 	var buf [4096]byte
 	for {
@@ -105,27 +115,87 @@ func run(ctx context.Context, url string, n int, emit func(redteam.AttemptRow) e
 	return redteam.RunSeq(ctx, client, target, datasets.Prompts(1, n, datasets.PromptOptions{}), opt, emit)
 }
 
+// roleEndpoint is this test binary re-run as the endpoint: a model server
+// is its own process, and in the runner's process its goroutines, timers
+// and garbage would compete with the runner's on the Go scheduler.
+const roleEndpoint = "sandgate-bench-endpoint"
+
+func TestMain(m *testing.M) {
+	reexec.Register(roleEndpoint, func() {
+		d, err := time.ParseDuration(os.Args[1])
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		e := newEndpoint(d)
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		fmt.Printf("http://%s\n", ln.Addr())
+		fmt.Fprintln(os.Stderr, http.Serve(ln, e))
+		os.Exit(1)
+	})
+	if reexec.Init() {
+		return
+	}
+	// This process is the worker's runner: it runs with the worker's
+	// garbage-collector policy (cmd/worker applies the same).
+	gctune.Apply(os.Getenv, gctune.Worker)
+	os.Exit(m.Run())
+}
+
+// startEndpoint runs the endpoint in a child process and returns its URL
+// and a function reading its (calls, total service time) counters.
+func startEndpoint(tb testing.TB, d time.Duration) (string, func() (int64, time.Duration)) {
+	cmd := reexec.Command(roleEndpoint, d.String())
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		tb.Fatalf("endpoint did not start: %v", err)
+	}
+	url := strings.TrimSpace(line)
+	stats := func() (int64, time.Duration) {
+		resp, err := http.Get(url + "/stats")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var calls, ns int64
+		if _, err := fmt.Fscan(resp.Body, &calls, &ns); err != nil {
+			tb.Fatal(err)
+		}
+		return calls, time.Duration(ns)
+	}
+	return url, stats
+}
+
 // BenchmarkThroughput reports attempts/s at concurrency 64 against a 20 ms
 // endpoint as a share of the ideal 64/0.020 = 3,200/s ("of-ideal"), and of
 // the ideal computed from the latency the endpoint measured in this run
 // ("of-ideal-measured": the endpoint's service time, arrival to reply
 // flushed, overshoots on a loaded machine).
 func BenchmarkThroughput(b *testing.B) {
-	e := newEndpoint(latency)
-	defer e.sleep.Close() // after the server has finished every request
-	srv := httptest.NewServer(e)
-	defer srv.Close()
+	url, stats := startEndpoint(b, latency)
 	// Warm the connection pool outside the timing.
-	if err := run(context.Background(), srv.URL, concurrency, func(redteam.AttemptRow) error { return nil }); err != nil {
+	if err := run(context.Background(), url, concurrency, func(redteam.AttemptRow) error { return nil }); err != nil {
 		b.Fatal(err)
 	}
-	e.slept.Store(0)
-	e.calls.Store(0)
+	calls0, slept0 := stats()
 	var rows, clientMS atomic.Int64
 	cpu0 := cpuTime()
 	b.ResetTimer()
 	start := time.Now()
-	err := run(context.Background(), srv.URL, b.N, func(r redteam.AttemptRow) error {
+	err := run(context.Background(), url, b.N, func(r redteam.AttemptRow) error {
 		if r.Outcome == redteam.Errored {
 			return fmt.Errorf("errored attempt: %s", r.Error)
 		}
@@ -141,7 +211,8 @@ func BenchmarkThroughput(b *testing.B) {
 	}
 	rate := float64(rows.Load()) / el.Seconds()
 	ideal := float64(concurrency) / latency.Seconds()
-	meanLat := time.Duration(e.slept.Load() / max(1, e.calls.Load()))
+	calls1, slept1 := stats()
+	meanLat := (slept1 - slept0) / time.Duration(max(1, calls1-calls0))
 	b.ReportMetric(rate, "attempts/s")
 	b.ReportMetric(rate/ideal, "of-ideal")
 	b.ReportMetric(rate/(float64(concurrency)/meanLat.Seconds()), "of-ideal-measured")
@@ -149,9 +220,9 @@ func BenchmarkThroughput(b *testing.B) {
 	// What the harness saw per call, endpoint time included: the gap to
 	// endpoint-ms is the HTTP round trip and queueing on this machine.
 	b.ReportMetric(float64(clientMS.Load())/float64(max(1, rows.Load())), "client-ms")
-	// CPU per attempt (harness, detectors and the in-process endpoint
-	// together) and the share of the machine's cores the run got: on a
-	// shared machine a low share, not the code, caps attempts/s.
+	// The runner's CPU per attempt (harness, detectors, client; the
+	// endpoint is another process) and the share of the machine's cores it
+	// took: on a shared machine a low share, not the code, caps attempts/s.
 	b.ReportMetric(float64(cpu.Microseconds())/float64(max(1, rows.Load())), "cpu-us/attempt")
 	b.ReportMetric(cpu.Seconds()/el.Seconds()/float64(runtime.NumCPU()), "cpu-share")
 }

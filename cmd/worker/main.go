@@ -25,6 +25,7 @@ import (
 	"github.com/sandgate/sandgate/audit"
 	"github.com/sandgate/sandgate/codec"
 	"github.com/sandgate/sandgate/internal/app"
+	"github.com/sandgate/sandgate/internal/gctune"
 	"github.com/sandgate/sandgate/internal/reexec"
 	"github.com/sandgate/sandgate/objstore"
 	"github.com/sandgate/sandgate/workflows"
@@ -51,6 +52,9 @@ func run() error {
 	metricsListen := flag.String("metrics-listen", os.Getenv("SANDGATE_METRICS_LISTEN"), "serve Prometheus metrics (Temporal SDK temporal_* and sandgate_* series) on host:port at /metrics, e.g. 127.0.0.1:9090; empty: no metrics endpoint")
 	flag.Parse()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	if gctune.Apply(os.Getenv, gctune.Worker) {
+		logger.Info("garbage collector tuned (set GOGC or GOMEMLIMIT to choose yourself)", "gogc", gctune.Worker.Percent, "soft_limit_bytes", gctune.Worker.LimitBytes)
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

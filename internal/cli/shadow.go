@@ -9,11 +9,12 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/sandgate/sandgate/internal/gctune"
 
 	"github.com/sandgate/sandgate/objstore"
 	"github.com/sandgate/sandgate/shadow"
@@ -180,20 +181,16 @@ func (r replayFlags) load(ctx context.Context) (shadow.RequestLog, error) {
 	return log, nil
 }
 
-// tuneGC makes the collector run when the heap nears limitMiB instead of
-// at every doubling of the live heap. The proxy's garbage is per request
-// and its live heap is a few MiB, so with Go's default it collected
-// several times a second at 1,000 req/s, and each cycle delayed the live
-// requests in flight: the p99 the primary path pays (bench/shadow). The
-// limit is soft: past it the collector runs as usual (its CPU capped at
-// half), so a queue full of large mirrored bodies slows mirroring rather
-// than failing. An operator's GOGC or GOMEMLIMIT wins.
+// tuneGC makes the proxy collect only as the heap nears limitMiB (see
+// gctune): its live heap is a few MiB and its garbage per request, so with
+// Go's default it collected several times a second at 1,000 req/s, each
+// cycle delaying the requests in flight. The limit is soft: past it the
+// collector runs as usual (its CPU capped at half), so a queue full of
+// large mirrored bodies slows mirroring rather than failing.
 func tuneGC(env Env, limitMiB int) {
-	if limitMiB == 0 || env.Getenv == nil || env.Getenv("GOGC") != "" || env.Getenv("GOMEMLIMIT") != "" {
-		return
+	if limitMiB > 0 {
+		gctune.Apply(env.Getenv, gctune.Policy{Percent: -1, LimitBytes: int64(limitMiB) << 20})
 	}
-	debug.SetMemoryLimit(int64(limitMiB) << 20)
-	debug.SetGCPercent(-1)
 }
 
 func runShadowProxy(ctx context.Context, env Env, cfg shadow.ProxyConfig, listen, admin, out string, batchRows int, flush time.Duration, replay replayFlags) error {
