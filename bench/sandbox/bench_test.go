@@ -28,6 +28,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sandgate/sandgate/internal/gctune"
 	"github.com/sandgate/sandgate/internal/openloop"
 	"github.com/sandgate/sandgate/internal/reexec"
 	"github.com/sandgate/sandgate/sandbox"
@@ -50,6 +51,9 @@ func TestMain(m *testing.M) {
 	if reexec.Init() {
 		return
 	}
+	// The relay lives in the worker: measure it under the worker's
+	// garbage-collector policy (cmd/worker applies the same).
+	gctune.Apply(os.Getenv, gctune.Worker)
 	os.Exit(m.Run())
 }
 

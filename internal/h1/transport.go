@@ -55,7 +55,7 @@ func (t *Transport) get(ctx context.Context) (*conn, bool, error) {
 		c := t.idle[len(t.idle)-1]
 		t.idle = t.idle[:len(t.idle)-1]
 		t.mu.Unlock()
-		if time.Since(c.used) < t.idleTimeout() && alive(c) {
+		if idle := time.Since(c.used); idle < t.idleTimeout() && (idle < trustIdle || alive(c)) {
 			return c, true, nil
 		}
 		c.c.Close()
@@ -68,6 +68,13 @@ func (t *Transport) get(ctx context.Context) (*conn, bool, error) {
 	}
 	return &conn{c: nc, br: bufio.NewReaderSize(nc, 16<<10), bw: bufio.NewWriterSize(nc, 16<<10)}, false, nil
 }
+
+// trustIdle is how long a connection may sit idle and be reused without
+// asking the kernel whether it is still open: servers close idle
+// connections after seconds, not within a millisecond of a reply (one that
+// means to close says "Connection: close", and those are not pooled), and
+// the check is a syscall on every request's path.
+const trustIdle = 250 * time.Millisecond
 
 // alive reports whether an idle connection can take a request: the peer
 // has not closed it and sent nothing unasked. net/http's transport learns

@@ -183,6 +183,10 @@ func TestDeadIdleConnectionIsNotUsedForABody(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
+	// As if it had idled past trustIdle, after which reuse asks first.
+	tr.mu.Lock()
+	tr.idle[0].used = time.Now().Add(-time.Second)
+	tr.mu.Unlock()
 	post("two")
 	if n := dials.Load(); n != 2 {
 		t.Fatalf("dialled %d times, want 2", n)
