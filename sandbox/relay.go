@@ -17,6 +17,8 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/valyala/fasthttp"
+
 	"github.com/sandgate/sandgate/internal/bufpool"
 	"github.com/sandgate/sandgate/internal/h1"
 )
@@ -99,13 +101,20 @@ type Upstream struct {
 // loopback that enforces budgets, injects latency and records a transcript.
 // One per sandbox; safe for concurrent use.
 type Relay struct {
-	opt   RelayOptions
-	log   *slog.Logger
-	ln    net.Listener
-	srv   *http.Server
-	tr    *h1.Transport
-	proxy *httputil.ReverseProxy
-	url   string
+	opt  RelayOptions
+	log  *slog.Logger
+	ln   net.Listener
+	srv  *http.Server
+	tr   *h1.Transport
+	bufs *bufpool.Pool
+	// The plain path (no simulated network) is served by fsrv, the other by
+	// srv; see relay_fast.go.
+	fsrv       *fasthttp.Server
+	upHost     string
+	base       context.Context // parent of every upstream exchange; ended by Close
+	cancelBase context.CancelFunc
+	proxy      *httputil.ReverseProxy
+	url        string
 
 	delay    *delaySampler
 	upLink   *rate.Limiter // request bodies; nil when unlimited
@@ -176,6 +185,9 @@ func NewRelay(opt RelayOptions, up Upstream, log *slog.Logger) (*Relay, error) {
 	// Enough idle streams for a burst at 1,000 req/s: each new one costs a
 	// dial through the shim into the sandbox.
 	r.tr = &h1.Transport{Dial: up.Dial, MaxIdle: 128, IdleTimeout: 30 * time.Second}
+	r.bufs = &bufpool.Pool{}
+	r.upHost = up.Host
+	r.base, r.cancelBase = context.WithCancel(context.Background())
 	target := &url.URL{Scheme: "http", Host: up.Host}
 	r.proxy = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
@@ -186,7 +198,7 @@ func NewRelay(opt RelayOptions, up Upstream, log *slog.Logger) (*Relay, error) {
 		// Without a pool every exchange allocates a 32 KiB copy buffer,
 		// most of the relay's garbage, and the collections that follow are
 		// the relay's tail latency.
-		BufferPool: &bufpool.Pool{},
+		BufferPool: r.bufs,
 		// Zero: ReverseProxy already flushes each write of a streamed
 		// reply (text/event-stream, or no Content-Length), so tokens still
 		// arrive as produced; a plain JSON reply goes out in one write
@@ -200,13 +212,29 @@ func NewRelay(opt RelayOptions, up Upstream, log *slog.Logger) (*Relay, error) {
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	if opt.plain() {
+		r.fsrv = r.newFastServer()
+	}
 	go func() {
 		defer close(r.serveDone)
-		if err := r.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		var err error
+		if r.fsrv != nil {
+			err = r.fsrv.Serve(ln)
+		} else {
+			err = r.srv.Serve(ln)
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
 			log.Error("relay stopped serving", "err", err)
 		}
 	}()
 	return r, nil
+}
+
+// plain reports whether no network is simulated: no injected delay and no
+// bandwidth limit.
+func (o RelayOptions) plain() bool {
+	n := o.Network
+	return o.Latency == 0 && n.Latency == 0 && n.Jitter == 0 && n.BytesPerSecond == 0
 }
 
 // URL is the relay's base URL, http://127.0.0.1:port.
@@ -235,7 +263,15 @@ func (r *Relay) Transcript() []Exchange {
 // It is idempotent.
 func (r *Relay) Close() error {
 	r.closeOnce.Do(func() {
-		err := r.srv.Close()
+		r.cancelBase() // ends exchanges in flight, streams included
+		var err error
+		if r.fsrv != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			err = r.fsrv.ShutdownWithContext(ctx)
+			cancel()
+		} else {
+			err = r.srv.Close()
+		}
 		<-r.serveDone
 		r.tr.CloseIdleConnections()
 		if err != nil {

@@ -11,6 +11,7 @@
 package sandboxbench
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -66,7 +67,7 @@ var reqRate = func() int {
 }()
 
 const (
-	window = 3 * time.Second
+	window = 8 * time.Second
 	body   = `{"model":"m","messages":[{"role":"user","content":"hello"}]}`
 	reply  = `{"choices":[{"message":{"role":"assistant","content":"hi"}}],"usage":{"prompt_tokens":5,"completion_tokens":1,"total_tokens":6}}`
 )
@@ -122,24 +123,46 @@ func BenchmarkRelayAddedLatency(b *testing.B) {
 	defer plain.Close()
 	splice := spliceProxy(b, addr)
 	for b.Loop() {
-		res := interleaved(nil, model.URL, plain.URL, relay.URL(), splice)
-		direct, proxied, relayed, spliced := res[0], res[1], res[2], res[3]
+		// Three comparisons, the one with the median added p99 reported:
+		// one p99 over a few thousand requests moves by several hundred µs
+		// from run to run here. A second direct series is an A/A test.
+		type run struct{ direct, proxied, relayed, spliced, direct2 openloop.Result }
+		var runs []run
+		for k := range 3 {
+			res := interleaved(nil, model.URL, plain.URL, relay.URL(), splice, model.URL)
+			// The baseline is both direct series pooled; their difference
+			// is printed as the A/A noise.
+			pooled := openloop.Result{Latencies: slices.Concat(res[0].Latencies, res[4].Latencies), Errors: res[0].Errors + res[4].Errors}
+			slices.Sort(pooled.Latencies)
+			r := run{pooled, res[1], res[2], res[3], res[4]}
+			runs = append(runs, r)
+			fmt.Printf("  run %d: relay added p50 %+.0f p99 %+.0f µs | A/A p50 %+.0f p99 %+.0f µs\n", k+1,
+				us(r.relayed.Quantile(0.5)-r.direct.Quantile(0.5)), us(r.relayed.Quantile(0.99)-r.direct.Quantile(0.99)),
+				us(r.direct2.Quantile(0.5)-res[0].Quantile(0.5)), us(r.direct2.Quantile(0.99)-res[0].Quantile(0.99)))
+			for _, x := range res {
+				if x.Errors > 0 {
+					b.Errorf("run %d: client errors %d", k+1, x.Errors)
+				}
+			}
+		}
+		add := func(r run, q float64) time.Duration { return r.relayed.Quantile(q) - r.direct.Quantile(q) }
+		slices.SortFunc(runs, func(x, y run) int { return cmp.Compare(add(x, 0.99), add(y, 0.99)) })
+		med := runs[1]
+		p50s := []time.Duration{add(runs[0], 0.5), add(runs[1], 0.5), add(runs[2], 0.5)}
+		slices.Sort(p50s)
+		direct, proxied, relayed, spliced := med.direct, med.proxied, med.relayed, med.spliced
 		fmt.Printf("  floor of any user-space hop, a TCP splice (two io.Copy): p50 %.0f p99 %.0f µs, added p50 %+.0f µs p99 %+.0f µs\n",
 			us(spliced.Quantile(0.5)), us(spliced.Quantile(0.99)), us(spliced.Quantile(0.5)-direct.Quantile(0.5)), us(spliced.Quantile(0.99)-direct.Quantile(0.99)))
 		b.ReportMetric(us(spliced.Quantile(0.5)-direct.Quantile(0.5)), "splice_added_p50_µs")
-		add50, add99 := relayed.Quantile(0.5)-direct.Quantile(0.5), relayed.Quantile(0.99)-direct.Quantile(0.99)
-		fmt.Printf("%d req/s open loop, interleaved: direct p50 %.0f p99 %.0f µs | plain ReverseProxy p50 %.0f p99 %.0f µs | relay p50 %.0f p99 %.0f µs\n"+
-			"  relay added vs direct: p50 %+.0f µs p99 %+.0f µs (targets < 100, < 1000) | relay vs plain proxy: p50 %+.0f µs p99 %+.0f µs | errors %d/%d/%d | load %s\n",
+		add50, add99 := p50s[1], add(med, 0.99)
+		fmt.Printf("%d req/s open loop, interleaved, median of 3: direct p50 %.0f p99 %.0f µs | plain ReverseProxy p50 %.0f p99 %.0f µs | relay p50 %.0f p99 %.0f µs\n"+
+			"  relay added vs direct: median p50 %+.0f µs, median p99 %+.0f µs (targets < 100, < 1000) | relay vs plain proxy: p50 %+.0f µs p99 %+.0f µs | load %s\n",
 			reqRate, us(direct.Quantile(0.5)), us(direct.Quantile(0.99)), us(proxied.Quantile(0.5)), us(proxied.Quantile(0.99)), us(relayed.Quantile(0.5)), us(relayed.Quantile(0.99)),
-			us(add50), us(add99), us(relayed.Quantile(0.5)-proxied.Quantile(0.5)), us(relayed.Quantile(0.99)-proxied.Quantile(0.99)),
-			direct.Errors, proxied.Errors, relayed.Errors, loadavg())
+			us(add50), us(add99), us(relayed.Quantile(0.5)-proxied.Quantile(0.5)), us(relayed.Quantile(0.99)-proxied.Quantile(0.99)), loadavg())
 		b.ReportMetric(us(add50), "added_p50_µs")
 		b.ReportMetric(us(add99), "added_p99_µs")
 		b.ReportMetric(us(relayed.Quantile(0.5)-proxied.Quantile(0.5)), "vs_plain_proxy_p50_µs")
 		b.ReportMetric(float64(relayed.Quantile(0.5))/float64(direct.Quantile(0.5)), "p50_ratio")
-		if relayed.Errors > 0 || direct.Errors > 0 || proxied.Errors > 0 {
-			b.Errorf("client errors: direct %d, plain proxy %d, relay %d", direct.Errors, proxied.Errors, relayed.Errors)
-		}
 		if st := relay.Stats(); st.Tokens == 0 {
 			b.Errorf("relay counted no tokens: %+v", st)
 		}
