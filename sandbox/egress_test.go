@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sandgate/sandgate/internal/testutil"
 )
 
 func TestParseEgressAddress(t *testing.T) {
@@ -78,25 +80,10 @@ func startTestEgress(t *testing.T, opt egressOptions) (*Egress, func() net.Conn)
 // echoService accepts connections and echoes what it reads, upper-cased.
 func echoService(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				b, _ := io.ReadAll(c)
-				c.Write(bytes.ToUpper(b))
-			}()
-		}
-	}()
-	return ln.Addr().String()
+	return testutil.ServeConns(t, "127.0.0.1:0", func(c net.Conn) {
+		b, _ := io.ReadAll(c)
+		c.Write(bytes.ToUpper(b))
+	}).Addr().String()
 }
 
 func TestEgressRelayProtocols(t *testing.T) {

@@ -32,6 +32,7 @@ import (
 	"github.com/sandgate/sandgate/internal/gctune"
 	"github.com/sandgate/sandgate/internal/openloop"
 	"github.com/sandgate/sandgate/internal/reexec"
+	"github.com/sandgate/sandgate/internal/testutil"
 	"github.com/sandgate/sandgate/sandbox"
 )
 
@@ -173,29 +174,15 @@ func BenchmarkRelayAddedLatency(b *testing.B) {
 // each connection: no HTTP, no budgets, what any user-space hop costs at
 // least (two more socket wakeups and four more syscalls per exchange).
 func spliceProxy(b *testing.B, addr string) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				up, err := net.Dial("tcp", addr)
-				if err != nil {
-					return
-				}
-				defer up.Close()
-				go func() { _, _ = io.Copy(up, c); up.(*net.TCPConn).CloseWrite() }()
-				_, _ = io.Copy(c, up)
-			}()
+	ln := testutil.ServeConns(b, "127.0.0.1:0", func(c net.Conn) {
+		up, err := net.Dial("tcp", addr)
+		if err != nil {
+			return
 		}
-	}()
+		defer up.Close()
+		go func() { _, _ = io.Copy(up, c); up.(*net.TCPConn).CloseWrite() }()
+		_, _ = io.Copy(c, up)
+	})
 	return "http://" + ln.Addr().String()
 }
 

@@ -39,6 +39,14 @@ func (l *LockedBuffer) Reset() {
 // reaches and an egress attempt must not.
 func AcceptingListener(t testing.TB, addr string) net.Listener {
 	t.Helper()
+	return ServeConns(t, addr, func(net.Conn) {})
+}
+
+// ServeConns listens on addr and runs handle on each connection, in a
+// goroutine of its own, closing the connection when handle returns, until
+// the test ends.
+func ServeConns(t testing.TB, addr string, handle func(net.Conn)) net.Listener {
+	t.Helper()
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -50,7 +58,10 @@ func AcceptingListener(t testing.TB, addr string) net.Listener {
 			if err != nil {
 				return
 			}
-			c.Close()
+			go func() {
+				defer c.Close()
+				handle(c)
+			}()
 		}
 	}()
 	return ln
