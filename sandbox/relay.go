@@ -269,6 +269,12 @@ func (r *Relay) Close() error {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			err = r.fsrv.ShutdownWithContext(ctx)
 			cancel()
+			// Shutdown closes only the listeners Serve has registered: a
+			// relay closed right after NewRelay, before its Serve goroutine
+			// got that far, would otherwise accept forever.
+			if cerr := r.ln.Close(); cerr != nil && !errors.Is(cerr, net.ErrClosed) && err == nil {
+				err = cerr
+			}
 		} else {
 			err = r.srv.Close()
 		}

@@ -2,7 +2,11 @@ package sandbox
 
 import (
 	"bufio"
+	"context"
+	"errors"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -82,5 +86,26 @@ func TestRelayPlainPathLargeReply(t *testing.T) {
 	eventually(t, 5*time.Second, "booked", func() bool { return r.Stats().BytesOut == int64(len(big)) })
 	if tr := r.Transcript(); len(tr) != 1 || !tr[0].ResponseTruncated || len(tr[0].Response) != r.bodyCap {
 		t.Fatalf("transcript %+v", tr)
+	}
+}
+
+// Closing a relay at once, before its server goroutine may have started,
+// returns (the plain path's server only closes listeners it has seen).
+func TestRelayCloseRightAfterStart(t *testing.T) {
+	for range 50 {
+		r, err := NewRelay(RelayOptions{}, Upstream{Dial: func(ctx context.Context) (net.Conn, error) { return nil, errors.New("unused") }}, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- r.Close() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("Close: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("Close did not return")
+		}
 	}
 }
