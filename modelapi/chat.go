@@ -103,13 +103,7 @@ type ChatResponse struct {
 }
 
 // CompletionsEndpoint is the URL Complete posts to.
-func (c *Client) CompletionsEndpoint() string {
-	base := strings.TrimRight(c.BaseURL, "/")
-	if strings.HasSuffix(base, "/v1") {
-		return base + "/completions"
-	}
-	return base + "/v1/completions"
-}
+func (c *Client) CompletionsEndpoint() string { return c.v1("completions") }
 
 // Complete sends one legacy completions request (POST /v1/completions),
 // possibly a batch of prompts, and returns every choice ordered by index:
@@ -157,8 +151,8 @@ func (c *Client) Complete(ctx context.Context, req TextCompletionRequest) (TextC
 	return out, nil
 }
 
-// post sends a JSON body and returns a 2xx body, size-capped; it mirrors
-// Chat's transport handling so both APIs fail the same way.
+// post sends a JSON body and returns a 2xx body, size-capped: Chat and
+// Complete share it, so both APIs fail the same way.
 func (c *Client) post(ctx context.Context, url string, body []byte) ([]byte, error) {
 	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
@@ -180,6 +174,7 @@ func (c *Client) post(ctx context.Context, url string, body []byte) ([]byte, err
 	defer resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+		// Drain a little so the connection can be reused; give up on more.
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 		return nil, &StatusError{Code: resp.StatusCode, Body: string(b),
 			RetryAfter: ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())}

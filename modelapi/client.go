@@ -1,12 +1,10 @@
 package modelapi
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -156,12 +154,15 @@ func (e *StatusError) Retryable() bool {
 }
 
 // Endpoint is the URL Chat posts to.
-func (c *Client) Endpoint() string {
+func (c *Client) Endpoint() string { return c.v1("chat/completions") }
+
+// v1 is BaseURL + "/v1/" + path, whether or not BaseURL already ends in /v1.
+func (c *Client) v1(path string) string {
 	base := strings.TrimRight(c.BaseURL, "/")
 	if strings.HasSuffix(base, "/v1") {
-		return base + "/chat/completions"
+		return base + "/" + path
 	}
-	return base + "/v1/chat/completions"
+	return base + "/v1/" + path
 }
 
 // Chat sends one chat completion request and returns the first choice.
@@ -183,42 +184,9 @@ func (c *Client) Chat(ctx context.Context, req ChatRequest) (ChatResponse, error
 		return ChatResponse{}, fmt.Errorf("modelapi: encode request: %w", err)
 	}
 	url := c.Endpoint()
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	b, err := c.post(ctx, url, body)
 	if err != nil {
-		return ChatResponse{}, fmt.Errorf("modelapi: build request for %s: %w", url, err)
-	}
-	hreq.Header.Set("Content-Type", "application/json")
-	hreq.Header.Set("Accept", "application/json")
-	if c.APIKey != "" {
-		hreq.Header.Set("Authorization", "Bearer "+c.APIKey)
-	}
-	hc := c.HTTP
-	if hc == nil {
-		hc = &http.Client{Timeout: DefaultTimeout}
-	}
-	resp, err := hc.Do(hreq)
-	if err != nil {
-		return ChatResponse{}, fmt.Errorf("modelapi: chat: %w", err)
-	}
-	defer resp.Body.Close()
-
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-		// Drain a little so the connection can be reused; give up on more.
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-		return ChatResponse{}, &StatusError{Code: resp.StatusCode, Body: string(b),
-			RetryAfter: ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())}
-	}
-	limit := c.MaxResponseBytes
-	if limit <= 0 {
-		limit = MaxResponseBytes
-	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
-	if err != nil {
-		return ChatResponse{}, fmt.Errorf("modelapi: read response from %s: %w", url, err)
-	}
-	if int64(len(b)) > limit {
-		return ChatResponse{}, fmt.Errorf("modelapi: %w: body exceeds %d bytes", ErrMalformed, limit)
+		return ChatResponse{}, err
 	}
 	out, err := ParseCompletion(b)
 	if err != nil {
