@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -70,15 +69,7 @@ func NewEndpointHTTPClient(baseURL string, timeout time.Duration, conns int) (*h
 	if u.Scheme != "http" || u.Host == "" {
 		return NewHTTPClient(timeout, conns), nil
 	}
-	addr := u.Host
-	if u.Port() == "" {
-		addr = net.JoinHostPort(u.Hostname(), "80")
-	}
-	d := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
-	tr := &h1.Transport{
-		Dial:    func(ctx context.Context) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) },
-		MaxIdle: max(conns, 2),
-	}
+	tr := &h1.Transport{Dial: h1.DialHost(u, 30*time.Second), MaxIdle: max(conns, 2)}
 	return &http.Client{Timeout: timeout, Transport: hostOnly{addr: u.Host, rt: tr}}, nil
 }
 

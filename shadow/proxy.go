@@ -266,13 +266,8 @@ func incumbentTransport(inc *url.URL) http.RoundTripper {
 	if inc.Scheme != "http" {
 		return newTransport(0)
 	}
-	addr := inc.Host
-	if inc.Port() == "" {
-		addr = net.JoinHostPort(inc.Hostname(), "80")
-	}
-	d := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
 	return &h1.Transport{
-		Dial:        func(ctx context.Context) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) },
+		Dial:        h1.DialHost(inc, 5*time.Second),
 		MaxIdle:     1024,
 		IdleTimeout: 90 * time.Second,
 	}

@@ -17,6 +17,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"sync"
 	"syscall"
 	"time"
@@ -263,4 +264,15 @@ func (b *body) Close() error {
 		b.c.c.Close()
 	})
 	return err
+}
+
+// DialHost returns a Dial for the TCP address of an http URL's host (port
+// 80 when the URL names none), with a connect timeout and TCP keep-alives.
+func DialHost(u *url.URL, timeout time.Duration) func(ctx context.Context) (net.Conn, error) {
+	addr := u.Host
+	if u.Port() == "" {
+		addr = net.JoinHostPort(u.Hostname(), "80")
+	}
+	d := &net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
+	return func(ctx context.Context) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
 }
