@@ -158,7 +158,7 @@ func (r *Relay) serveFast(fc *fasthttp.RequestCtx) {
 			}
 			if err != nil {
 				if !errors.Is(err, io.EOF) {
-					ex.Err = "reply stream: " + ctxErr(ctx, err).Error()
+					ex.Err = "reply stream: " + err.Error()
 				}
 				break
 			}
@@ -181,13 +181,6 @@ func (r *Relay) fastFail(fc *fasthttp.RequestCtx, ex *Exchange, start time.Time,
 	fastJSONError(fc, status, map[string]any{"type": kind, "message": "sandbox relay: " + err.Error()})
 	ex.Status, ex.Err, ex.Latency = status, err.Error(), time.Since(start)
 	r.book(*ex, true)
-}
-
-func ctxErr(ctx context.Context, err error) error {
-	if cerr := ctx.Err(); cerr != nil {
-		return fmt.Errorf("%w (%w)", cerr, err)
-	}
-	return err
 }
 
 func fastJSONError(fc *fasthttp.RequestCtx, status int, body map[string]any) {

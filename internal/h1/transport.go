@@ -210,7 +210,7 @@ func (t *Transport) exchange(ctx context.Context, c *conn, req *http.Request) (*
 		return nil, ctxErr(ctx, fmt.Errorf("read reply: %w", err))
 	}
 	reusable := !resp.Close && !req.Close && resp.StatusCode != http.StatusSwitchingProtocols
-	resp.Body = &body{ReadCloser: resp.Body, t: t, c: c, stop: stop, reusable: reusable, eof: resp.Body == http.NoBody}
+	resp.Body = &body{ReadCloser: resp.Body, ctx: ctx, t: t, c: c, stop: stop, reusable: reusable, eof: resp.Body == http.NoBody}
 	return resp, nil
 }
 
@@ -236,6 +236,7 @@ func ctxErr(ctx context.Context, err error) error {
 // body gives the connection back once the reply was read to its end.
 type body struct {
 	io.ReadCloser
+	ctx      context.Context
 	t        *Transport
 	c        *conn
 	stop     func() bool
@@ -246,8 +247,13 @@ type body struct {
 
 func (b *body) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
-	if err == io.EOF {
+	switch {
+	case err == io.EOF:
 		b.eof = true
+	case err != nil:
+		// A cancelled exchange surfaces as a read on a closed connection:
+		// say why, as RoundTrip does.
+		err = ctxErr(b.ctx, err)
 	}
 	return n, err
 }
