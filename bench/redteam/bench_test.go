@@ -39,6 +39,7 @@ import (
 	"github.com/sandgate/sandgate/internal/gctune"
 	"github.com/sandgate/sandgate/internal/hrsleep"
 	"github.com/sandgate/sandgate/internal/reexec"
+	"github.com/sandgate/sandgate/internal/testutil"
 )
 
 const (
@@ -192,7 +193,7 @@ func BenchmarkThroughput(b *testing.B) {
 	}
 	calls0, slept0 := stats()
 	var rows, clientMS atomic.Int64
-	cpu0 := cpuTime()
+	cpu0 := testutil.ProcessCPU()
 	b.ResetTimer()
 	start := time.Now()
 	err := run(context.Background(), url, b.N, func(r redteam.AttemptRow) error {
@@ -204,7 +205,7 @@ func BenchmarkThroughput(b *testing.B) {
 		return nil
 	})
 	el := time.Since(start)
-	cpu := cpuTime() - cpu0
+	cpu := testutil.ProcessCPU() - cpu0
 	b.StopTimer()
 	if err != nil {
 		b.Fatal(err)
@@ -225,14 +226,6 @@ func BenchmarkThroughput(b *testing.B) {
 	// took: on a shared machine a low share, not the code, caps attempts/s.
 	b.ReportMetric(float64(cpu.Microseconds())/float64(max(1, rows.Load())), "cpu-us/attempt")
 	b.ReportMetric(cpu.Seconds()/el.Seconds()/float64(runtime.NumCPU()), "cpu-share")
-}
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // TestPeakRSS runs SANDGATE_RSS_ATTEMPTS attempts (e.g. 100000) through

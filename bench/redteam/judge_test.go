@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/sandgate/sandgate/datasets"
+	"github.com/sandgate/sandgate/internal/testutil"
 	"github.com/sandgate/sandgate/modelapi"
 	"github.com/sandgate/sandgate/redteam"
 )
@@ -25,7 +26,7 @@ func BenchmarkJudge(b *testing.B) {
 	reg := redteam.DefaultDetectors()
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu0 := cpuTime()
+	cpu0 := testutil.ProcessCPU()
 	for i := range b.N {
 		v := reg.Judge(target, prompts[i%len(prompts)], resp, nil)
 		if v.Outcome == redteam.Errored {
@@ -34,17 +35,17 @@ func BenchmarkJudge(b *testing.B) {
 	}
 	// CPU time, unlike ns/op, does not count the time other processes of
 	// a shared machine held the cores.
-	b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/op")
+	b.ReportMetric(float64((testutil.ProcessCPU()-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/op")
 }
 
 // BenchmarkParseCompletion is the client's decoding share of one attempt.
 func BenchmarkParseCompletion(b *testing.B) {
 	b.ReportAllocs()
-	cpu0 := cpuTime()
+	cpu0 := testutil.ProcessCPU()
 	for range b.N {
 		if _, err := modelapi.ParseCompletion(reply); err != nil {
 			b.Fatal(err)
 		}
 	}
-	b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/op")
+	b.ReportMetric(float64((testutil.ProcessCPU()-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/op")
 }

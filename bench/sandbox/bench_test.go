@@ -73,14 +73,6 @@ const (
 	reply  = `{"choices":[{"message":{"role":"assistant","content":"hi"}}],"usage":{"prompt_tokens":5,"completion_tokens":1,"total_tokens":6}}`
 )
 
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	return strings.Join(strings.Fields(string(b))[:3], " ")
-}
-
 func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
 
 type run = openloop.Result
@@ -159,7 +151,7 @@ func BenchmarkRelayAddedLatency(b *testing.B) {
 		fmt.Printf("%d req/s open loop, interleaved, median of 3: direct p50 %.0f p99 %.0f µs | plain ReverseProxy p50 %.0f p99 %.0f µs | relay p50 %.0f p99 %.0f µs\n"+
 			"  relay added vs direct: median p50 %+.0f µs, median p99 %+.0f µs (targets < 100, < 1000) | relay vs plain proxy: p50 %+.0f µs p99 %+.0f µs | load %s\n",
 			reqRate, us(direct.Quantile(0.5)), us(direct.Quantile(0.99)), us(proxied.Quantile(0.5)), us(proxied.Quantile(0.99)), us(relayed.Quantile(0.5)), us(relayed.Quantile(0.99)),
-			us(add50), us(add99), us(relayed.Quantile(0.5)-proxied.Quantile(0.5)), us(relayed.Quantile(0.99)-proxied.Quantile(0.99)), loadavg())
+			us(add50), us(add99), us(relayed.Quantile(0.5)-proxied.Quantile(0.5)), us(relayed.Quantile(0.99)-proxied.Quantile(0.99)), testutil.LoadAvg())
 		b.ReportMetric(us(add50), "added_p50_µs")
 		b.ReportMetric(us(add99), "added_p99_µs")
 		b.ReportMetric(us(relayed.Quantile(0.5)-proxied.Quantile(0.5)), "vs_plain_proxy_p50_µs")
@@ -230,7 +222,7 @@ func BenchmarkProvisionTeardown(b *testing.B) {
 	}
 	avg := func(d time.Duration) float64 { return float64(d) / float64(n) / float64(time.Millisecond) }
 	fmt.Printf("provision %.1f ms + teardown (incl. wipe check and model-file digest) %.1f ms = %.1f ms vs fork/exec %.2f ms (%.0fx) over %d runs | load %s\n",
-		avg(start), avg(stop), avg(start+stop), avg(plain), float64(start+stop)/float64(plain), n, loadavg())
+		avg(start), avg(stop), avg(start+stop), avg(plain), float64(start+stop)/float64(plain), n, testutil.LoadAvg())
 	b.ReportMetric(avg(start), "provision_ms")
 	b.ReportMetric(avg(stop), "teardown_ms")
 	b.ReportMetric(float64(start+stop)/float64(plain), "x_fork_exec")
@@ -274,7 +266,7 @@ func BenchmarkSandboxRelayAddedLatency(b *testing.B) {
 		direct, relayed := res[0], res[1]
 		add50, add99 := relayed.Quantile(0.5)-direct.Quantile(0.5), relayed.Quantile(0.99)-direct.Quantile(0.99)
 		fmt.Printf("in a sandbox, %d req/s open loop: socket p50 %.0f p99 %.0f µs | relay p50 %.0f p99 %.0f µs | added p50 %+.0f µs p99 %+.0f µs | errors %d/%d | load %s\n",
-			reqRate, us(direct.Quantile(0.5)), us(direct.Quantile(0.99)), us(relayed.Quantile(0.5)), us(relayed.Quantile(0.99)), us(add50), us(add99), direct.Errors, relayed.Errors, loadavg())
+			reqRate, us(direct.Quantile(0.5)), us(direct.Quantile(0.99)), us(relayed.Quantile(0.5)), us(relayed.Quantile(0.99)), us(add50), us(add99), direct.Errors, relayed.Errors, testutil.LoadAvg())
 		// Where the relay's time goes: its own view of each exchange
 		// (request read to reply written) against what the client saw.
 		var inside []time.Duration

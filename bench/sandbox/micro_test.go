@@ -9,10 +9,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/sandgate/sandgate/internal/testutil"
 	"github.com/sandgate/sandgate/sandbox"
 )
 
@@ -44,14 +44,9 @@ func BenchmarkRelayClosedLoop(b *testing.B) {
 // watch while the machine is shared; the latency benchmarks need it quiet.
 func BenchmarkRelayCPU(b *testing.B) {
 	model, relay := modelAndRelay(b)
-	cpu := func() time.Duration {
-		var ru syscall.Rusage
-		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	}
 	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	per := func(url string, n int) time.Duration {
-		t0 := cpu()
+		t0 := testutil.ProcessCPU()
 		for range n {
 			resp, err := c.Post(url+"/v1/chat/completions", "application/json", strings.NewReader(body))
 			if err != nil {
@@ -60,7 +55,7 @@ func BenchmarkRelayCPU(b *testing.B) {
 			io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
 		}
-		return (cpu() - t0) / time.Duration(n)
+		return (testutil.ProcessCPU() - t0) / time.Duration(n)
 	}
 	for b.Loop() {
 		const n = 5000
@@ -70,7 +65,7 @@ func BenchmarkRelayCPU(b *testing.B) {
 			r += per(relay.URL(), n)
 		}
 		d, r = d/2, r/2
-		fmt.Printf("CPU per request: direct %.0f µs, relay %.0f µs, the relay adds %.0f µs (%.2fx) | load %s\n", us(d), us(r), us(r-d), float64(r)/float64(d), loadavg())
+		fmt.Printf("CPU per request: direct %.0f µs, relay %.0f µs, the relay adds %.0f µs (%.2fx) | load %s\n", us(d), us(r), us(r-d), float64(r)/float64(d), testutil.LoadAvg())
 		b.ReportMetric(us(r-d), "relay_cpu_µs")
 		b.ReportMetric(float64(r)/float64(d), "x_direct")
 	}

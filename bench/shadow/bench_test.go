@@ -37,6 +37,7 @@ import (
 	"github.com/sandgate/sandgate/internal/hrsleep"
 	"github.com/sandgate/sandgate/internal/openloop"
 	"github.com/sandgate/sandgate/internal/reexec"
+	"github.com/sandgate/sandgate/internal/testutil"
 	"github.com/sandgate/sandgate/shadow"
 )
 
@@ -80,14 +81,6 @@ func model(b *testing.B, d time.Duration, text string) string {
 	return s.URL
 }
 
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	return strings.Join(strings.Fields(string(b))[:3], " ")
-}
-
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 // compare sends the open-loop load to direct, mirrored and direct again,
@@ -120,7 +113,7 @@ func compare(b *testing.B, name, direct, mirrored string) {
 	add50, add99 := m.Quantile(0.5)-d.Quantile(0.5), m.Quantile(0.99)-d.Quantile(0.99)
 	noise99 := d2.Quantile(0.99) - d.Quantile(0.99)
 	fmt.Printf("%d req/s %-30s median of %d: direct p50 %6.2f p99 %7.2f ms | mirrored p50 %6.2f p99 %7.2f ms | added p50 %+7.2f p99 %+8.2f ms (p99 %.2fx) | A/A direct p99 difference %+.2f ms | errors %d/%d | load %s\n",
-		rate, name, len(runs), ms(d.Quantile(0.5)), ms(d.Quantile(0.99)), ms(m.Quantile(0.5)), ms(m.Quantile(0.99)), ms(add50), ms(add99), float64(m.Quantile(0.99))/float64(d.Quantile(0.99)), ms(noise99), d.Errors+d2.Errors, m.Errors, loadavg())
+		rate, name, len(runs), ms(d.Quantile(0.5)), ms(d.Quantile(0.99)), ms(m.Quantile(0.5)), ms(m.Quantile(0.99)), ms(add50), ms(add99), float64(m.Quantile(0.99))/float64(d.Quantile(0.99)), ms(noise99), d.Errors+d2.Errors, m.Errors, testutil.LoadAvg())
 	b.ReportMetric(ms(add50), "added_p50_ms")
 	b.ReportMetric(ms(add99), "added_p99_ms")
 	b.ReportMetric(ms(noise99), "aa_p99_ms")

@@ -7,10 +7,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/sandgate/sandgate/internal/testutil"
 	"github.com/sandgate/sandgate/shadow"
 )
 
@@ -32,16 +32,11 @@ func BenchmarkProxyCPU(b *testing.B) {
 		defer cancel()
 		_ = p.Close(ctx)
 	}()
-	cpu := func() time.Duration {
-		var ru syscall.Rusage
-		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	}
 	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	per := func(url string, n int) (time.Duration, uint64) {
 		var ms0, ms1 runtimeMem
 		ms0.read()
-		t0 := cpu()
+		t0 := testutil.ProcessCPU()
 		for range n {
 			resp, err := c.Post(url+"/v1/chat/completions", "application/json", strings.NewReader(body))
 			if err != nil {
@@ -50,7 +45,7 @@ func BenchmarkProxyCPU(b *testing.B) {
 			_, _ = io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
 		}
-		t := (cpu() - t0) / time.Duration(n)
+		t := (testutil.ProcessCPU() - t0) / time.Duration(n)
 		ms1.read()
 		return t, (ms1.alloc - ms0.alloc) / uint64(n)
 	}
@@ -59,7 +54,7 @@ func BenchmarkProxyCPU(b *testing.B) {
 		d, da := per(inc, n)
 		m, ma := per(srv.URL, n)
 		fmt.Printf("per request: direct %.0f µs CPU %d B allocated | through the proxy, mirrored %.0f µs CPU %d B | the proxy and its mirror add %.0f µs CPU | load %s\n",
-			float64(d)/1e3, da, float64(m)/1e3, ma, float64(m-d)/1e3, loadavg())
+			float64(d)/1e3, da, float64(m)/1e3, ma, float64(m-d)/1e3, testutil.LoadAvg())
 		b.ReportMetric(float64(m-d)/1e3, "proxy_cpu_µs")
 		b.ReportMetric(float64(ma), "proxy_B/req")
 	}
