@@ -143,7 +143,7 @@ func TestMain(m *testing.M) {
 	}
 	// This process is the worker's runner: it runs with the worker's
 	// garbage-collector policy (cmd/worker applies the same).
-	gctune.Apply(os.Getenv, gctune.Worker)
+	gctune.Apply(os.Getenv, gctune.Worker())
 	os.Exit(m.Run())
 }
 

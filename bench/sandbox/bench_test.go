@@ -55,7 +55,7 @@ func TestMain(m *testing.M) {
 	}
 	// The relay lives in the worker: measure it under the worker's
 	// garbage-collector policy (cmd/worker applies the same).
-	gctune.Apply(os.Getenv, gctune.Worker)
+	gctune.Apply(os.Getenv, gctune.Worker())
 	os.Exit(m.Run())
 }
 

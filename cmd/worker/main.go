@@ -52,8 +52,8 @@ func run() error {
 	metricsListen := flag.String("metrics-listen", os.Getenv("SANDGATE_METRICS_LISTEN"), "serve Prometheus metrics (Temporal SDK temporal_* and sandgate_* series) on host:port at /metrics, e.g. 127.0.0.1:9090; empty: no metrics endpoint")
 	flag.Parse()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	if gctune.Apply(os.Getenv, gctune.Worker) {
-		logger.Info("garbage collector tuned (set GOGC or GOMEMLIMIT to choose yourself)", "gogc", gctune.Worker.Percent, "soft_limit_bytes", gctune.Worker.LimitBytes)
+	if gctune.Apply(os.Getenv, gctune.Worker()) {
+		logger.Info("garbage collector tuned (set GOGC or GOMEMLIMIT to choose yourself)", "gogc", gctune.Worker().Percent, "soft_limit_bytes", gctune.Worker().LimitBytes)
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -15,7 +15,7 @@ import "runtime/debug"
 
 // Worker is the worker's policy: collect at 5× the live heap (GOGC=400),
 // and harder as the heap nears 1 GiB.
-var Worker = Policy{Percent: 400, LimitBytes: 1 << 30}
+func Worker() Policy { return Policy{Percent: 400, LimitBytes: 1 << 30} }
 
 // Policy is a GOGC percentage (-1: only the limit triggers a collection)
 // and a soft memory limit in bytes (0: none).
